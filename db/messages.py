@@ -1,0 +1,76 @@
+"""Queries on `message`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row, false, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.tables import message
+from domain.values import Message
+
+# Open-Assistant stores the text inside a payload container:
+# {"payload_type": "MessagePayload", "payload": {"text": ...}}
+MESSAGE_TEXT = message.c.payload["payload"]["text"].as_string()
+
+MESSAGE_COLUMNS = (
+    message.c.id,
+    message.c.parent_id,
+    message.c.message_tree_id,
+    message.c.user_id,
+    message.c.role,
+    message.c.lang,
+    MESSAGE_TEXT.label("text"),
+    message.c.created_date,
+    message.c.depth,
+    message.c.deleted,
+    message.c.review_count,
+    message.c.review_result,
+    message.c.rank,
+    message.c.synthetic,
+    message.c.model_name,
+)
+
+
+def to_message(row: Row[Any]) -> Message:
+    return Message(
+        id=row.id,
+        parent_id=row.parent_id,
+        message_tree_id=row.message_tree_id,
+        user_id=row.user_id,
+        role=row.role,
+        lang=row.lang,
+        text=row.text,
+        created_date=row.created_date,
+        depth=row.depth,
+        deleted=row.deleted,
+        review_count=row.review_count,
+        review_result=row.review_result,
+        rank=row.rank,
+        synthetic=row.synthetic,
+        model_name=row.model_name,
+    )
+
+
+async def root_messages(conn: AsyncConnection, tree_ids: Sequence[UUID]) -> dict[UUID, Message]:
+    """The root message of each tree (the root's id is the tree's id), in one statement."""
+    if not tree_ids:
+        return {}
+    rows = await conn.execute(select(*MESSAGE_COLUMNS).where(message.c.id.in_(set(tree_ids))))
+    return {row.id: to_message(row) for row in rows}
+
+
+async def message_counts(conn: AsyncConnection, tree_ids: Sequence[UUID]) -> dict[UUID, int]:
+    """How many non-deleted messages each tree has, in one statement."""
+    if not tree_ids:
+        return {}
+    query = (
+        select(message.c.message_tree_id, func.count())
+        .where(message.c.message_tree_id.in_(set(tree_ids)), message.c.deleted == false())
+        .group_by(message.c.message_tree_id)
+    )
+    counts = {tree_id: int(n) for tree_id, n in await conn.execute(query)}
+    return {tree_id: counts.get(tree_id, 0) for tree_id in tree_ids}

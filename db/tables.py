@@ -1,0 +1,97 @@
+"""Table definitions.
+
+`message_tree_state`, `message`, `user` and `user_stats` mirror Open-Assistant's columns,
+types and index names, so Treegate can serve an Open-Assistant database as it is. Treegate's
+own tables are prefixed `treegate_`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    false,
+    text,
+    true,
+)
+
+from db.types import JSONType, TZDateTime
+
+metadata = MetaData()
+
+user = Table(
+    "user",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("username", String(128), nullable=False),
+    Column("auth_method", String(128), nullable=False, server_default="local"),
+    Column("display_name", String(256), nullable=False),
+    Column("created_date", TZDateTime(), nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+    Column("enabled", Boolean(), nullable=False, server_default=true()),
+    Column("deleted", Boolean(), nullable=False, server_default=false()),
+    Index("ix_user_username", "auth_method", "username", unique=True),
+)
+
+user_stats = Table(
+    "user_stats",
+    metadata,
+    Column("user_id", Uuid(), ForeignKey("user.id"), primary_key=True),
+    Column("time_frame", String(32), primary_key=True),
+    Column("reply_ranked_1", Integer(), nullable=False, server_default=text("0")),
+)
+
+message = Table(
+    "message",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("parent_id", Uuid(), nullable=True),
+    Column("message_tree_id", Uuid(), nullable=False, index=True),
+    Column("user_id", Uuid(), ForeignKey("user.id"), nullable=True, index=True),
+    Column("role", String(128), nullable=False),
+    Column(
+        "created_date",
+        TZDateTime(),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        index=True,
+    ),
+    Column("payload_type", String(200), nullable=False),
+    Column("payload", JSONType, nullable=True),
+    Column("lang", String(32), nullable=False, server_default="en"),
+    Column("depth", Integer(), nullable=False, server_default=text("0")),
+    Column("children_count", Integer(), nullable=False, server_default=text("0")),
+    Column("deleted", Boolean(), nullable=False, server_default=false()),
+    Column("review_count", Integer(), nullable=False, server_default=text("0")),
+    Column("review_result", Boolean(), nullable=True),
+    Column("ranking_count", Integer(), nullable=False, server_default=text("0")),
+    Column("rank", Integer(), nullable=True),
+    Column("synthetic", Boolean(), nullable=False, server_default=false()),
+    Column("edited", Boolean(), nullable=False, server_default=false()),
+    Column("model_name", String(1024), nullable=True),
+    Column("emojis", JSONType, nullable=True),
+)
+
+message_tree_state = Table(
+    "message_tree_state",
+    metadata,
+    Column("message_tree_id", Uuid(), ForeignKey("message.id"), primary_key=True),
+    Column("goal_tree_size", Integer(), nullable=False),
+    Column("max_depth", Integer(), nullable=False),
+    Column("max_children_count", Integer(), nullable=False),
+    Column("state", String(128), nullable=False),
+    Column("active", Boolean(), nullable=False),
+    Column("origin", String(1024), nullable=True),
+    Column("won_prompt_lottery_date", TZDateTime(), nullable=True),
+    Column("lang", String(32), nullable=False),
+    Index("ix_message_tree_state_active", "active"),
+    Index("ix_message_tree_state__lang__state", "state", "lang"),
+)
+
+OPEN_ASSISTANT_TABLES = ("user", "user_stats", "message", "message_tree_state")

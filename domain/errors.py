@@ -1,0 +1,24 @@
+"""Errors that carry data, raised by the use cases and mapped to GraphQL by the schema."""
+
+from __future__ import annotations
+
+
+class TreegateError(Exception):
+    """Base of every expected Treegate error."""
+
+
+class InvalidInput(TreegateError):
+    """An argument the client sent is out of range or malformed (BAD_USER_INPUT)."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(message)
+        self.argument = argument
+        self.message = message
+
+
+class UnknownStateValue(TreegateError):
+    """The database holds a state value that is not a known State (no CHECK constraint there)."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(f"unknown message tree state {value!r} in the database")
+        self.value = value

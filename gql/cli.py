@@ -1,0 +1,130 @@
+"""The `treegate` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from db.engine import create_engine
+from db.migrate import upgrade
+from gql.settings import Settings
+
+app = typer.Typer(
+    help="Treegate: a GraphQL gateway over Open-Assistant's message tree state machine.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [TREEGATE_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [TREEGATE_PORT].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes [TREEGATE_WORKERS].")] = None,
+) -> None:
+    """Serve the GraphQL API (GraphiQL on /graphql in development)."""
+    import uvicorn
+
+    settings = Settings()
+    uvicorn.run(
+        "gql.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        log_level=settings.log_level,
+        proxy_headers=False,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the tables (Treegate's, and Open-Assistant's where absent)."""
+    settings = Settings()
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url, settings.pool)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    typer.echo(f"migrated {_safe_url(settings.database_url)}")
+
+
+@app.command()
+def seed(
+    trees: Annotated[int, typer.Option(min=1, help="How many trees to write.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same data.")] = 0,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing (and succeed) if trees exist.")
+    ] = False,
+) -> None:
+    """Write a realistic, deterministic demo data set (oasst2's distribution)."""
+    from db import seed as seeding
+
+    settings = Settings()
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url, settings.pool)
+        try:
+            existing = await seeding.count_trees(engine)
+            if existing:
+                if if_empty:
+                    typer.echo(f"the database already holds {existing} trees: not seeding")
+                    return 0
+                typer.echo(
+                    f"the database already holds {existing} trees; seed only an empty "
+                    "database (or pass --if-empty)",
+                    err=True,
+                )
+                return 1
+            report = await seeding.seed(engine, trees, seed)
+            typer.echo(
+                f"seeded {report.trees} trees, {report.messages} messages, "
+                f"{report.users} users (seed {seed})"
+            )
+            return 0
+        finally:
+            await engine.dispose()
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+@app.command("export-schema")
+def export_schema(
+    output: Annotated[Path, typer.Option(help="Where to write the SDL.")] = SCHEMA_FILE,
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the file differs instead of writing it.")
+    ] = False,
+) -> None:
+    """Write the GraphQL schema (SDL) to schema/schema.graphql."""
+    from schema.build import sdl
+
+    text = sdl()
+    if check:
+        if not output.exists() or output.read_text() != text:
+            typer.echo(f"{output} is out of date: run `treegate export-schema`", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{output} is up to date")
+        return
+    output.write_text(text)
+    typer.echo(f"wrote {output}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

@@ -1,0 +1,64 @@
+"""Settings, read from `TREEGATE_*` environment variables (and an optional `.env` file).
+
+Built in the app factory or the CLI, never at import time. The README lists every one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from db.engine import PoolOptions
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TREEGATE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    env: Literal["development", "production"] = Field(
+        "development", description="`production` turns off GraphiQL and anonymous access."
+    )
+    database_url: str = Field(
+        "sqlite:///./treegate.db",
+        description="postgresql://user@host/db (asyncpg) or sqlite:///path (aiosqlite).",
+    )
+    host: str = Field("127.0.0.1", description="Address `treegate serve` binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `treegate serve` binds.")
+    workers: int = Field(1, ge=1, description="Server processes `treegate serve` starts.")
+    graphiql: bool | None = Field(
+        None, description="Serve GraphiQL on GET /graphql; default: on in development only."
+    )
+    max_page_size: int = Field(100, ge=1, description="Largest `first` a list field accepts.")
+    default_page_size: int = Field(50, ge=1, description="`first` when a client sends null.")
+    db_pool_size: int = Field(10, ge=1, description="Connections kept open per process.")
+    db_max_overflow: int = Field(10, ge=0, description="Extra connections under load.")
+    db_pool_timeout: float = Field(
+        5.0, gt=0, description="Seconds to wait for a connection (and to connect)."
+    )
+    db_statement_timeout_ms: int = Field(
+        15_000, ge=0, description="PostgreSQL statement_timeout per connection (0: none)."
+    )
+    ready_timeout: float = Field(2.0, gt=0, description="Seconds /readyz waits for the database.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _page_sizes(self) -> Settings:
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("default_page_size must not exceed max_page_size")
+        return self
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.env == "development" if self.graphiql is None else self.graphiql
+
+    @property
+    def pool(self) -> PoolOptions:
+        return PoolOptions(
+            size=self.db_pool_size,
+            max_overflow=self.db_max_overflow,
+            timeout=self.db_pool_timeout,
+            statement_timeout_ms=self.db_statement_timeout_ms,
+        )

@@ -1,0 +1,1 @@
+"""The GraphQL surface: Strawberry types, inputs, enums, the Schema and the committed SDL."""

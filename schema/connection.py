@@ -1,0 +1,41 @@
+"""The Relay-style connection over pages of trees."""
+
+from __future__ import annotations
+
+import strawberry
+
+from domain.values import TreeState
+from resolvers.trees import TreeEdge, TreePage
+from schema.types import Info, MessageTreeState, MessageTreeStateEdge, PageInfo
+
+
+def _edges(root: strawberry.Parent[TreePage]) -> list[TreeEdge]:
+    return list(root.edges)
+
+
+def _nodes(root: strawberry.Parent[TreePage]) -> list[TreeState]:
+    return [edge.node for edge in root.edges]
+
+
+def _page_info(root: strawberry.Parent[TreePage]) -> PageInfo:
+    return PageInfo(
+        has_next_page=root.has_next_page,
+        has_previous_page=root.has_previous_page,
+        start_cursor=root.start_cursor,
+        end_cursor=root.end_cursor,
+    )
+
+
+async def _total_count(root: strawberry.Parent[TreePage], info: Info) -> int:
+    return await root.total_count(info.context)
+
+
+@strawberry.type(description="A page of trees. Cursors are opaque keyset cursors.")
+class MessageTreeStateConnection:
+    edges: list[MessageTreeStateEdge] = strawberry.field(resolver=_edges)
+    nodes: list[MessageTreeState] = strawberry.field(resolver=_nodes)
+    page_info: PageInfo = strawberry.field(resolver=_page_info)
+    total_count: int = strawberry.field(
+        resolver=_total_count,
+        description="Trees matching the filter, on every page (counted only when asked for).",
+    )

@@ -1,0 +1,84 @@
+"""Give every GraphQL error an `extensions.code`, and mask the unexpected ones.
+
+Expected errors carry a code clients can switch on (`BAD_USER_INPUT`,
+`GRAPHQL_VALIDATION_FAILED`, ...). Anything else is an unexpected failure: its message is
+replaced by a generic one with the request id, and the full exception is logged under that
+id, so no stack trace, SQL or path ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from domain.errors import InvalidInput
+
+logger = logging.getLogger("treegate.errors")
+
+BAD_USER_INPUT = "BAD_USER_INPUT"
+GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+def _request_id(context: object) -> str:
+    return str(getattr(context, "request_id", "-"))
+
+
+def classify(error: GraphQLError, request_id: str) -> GraphQLError:
+    """The error as the client should see it, with `extensions.code` set."""
+    extensions = dict(error.extensions or {})
+    if "code" in extensions:
+        return error
+    original = error.original_error
+    if isinstance(original, InvalidInput):
+        extensions.update(code=BAD_USER_INPUT, argument=original.argument)
+        return _with(error, original.message, extensions)
+    if original is None or isinstance(original, GraphQLError):
+        if error.path is None and error.message.startswith("Syntax Error"):
+            extensions["code"] = GRAPHQL_PARSE_FAILED
+        elif error.path is None and error.message.startswith("Variable '$"):
+            extensions["code"] = BAD_USER_INPUT
+        elif error.path is None:
+            extensions["code"] = GRAPHQL_VALIDATION_FAILED
+        else:
+            extensions["code"] = INTERNAL_SERVER_ERROR
+        return _with(error, error.message, extensions)
+    logger.error(
+        "unexpected error [request %s] at %s",
+        request_id,
+        ".".join(str(p) for p in error.path or ()),
+        exc_info=original,
+    )
+    return _with(
+        error,
+        f"Internal server error (request id {request_id})",
+        {"code": INTERNAL_SERVER_ERROR, "requestId": request_id},
+    )
+
+
+def _with(error: GraphQLError, message: str, extensions: dict[str, object]) -> GraphQLError:
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions=extensions,
+    )
+
+
+class ErrorCodes(SchemaExtension):
+    """Classifies the errors of an operation once it has finished."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if result is not None and errors:
+            request_id = _request_id(self.execution_context.context)
+            result.errors = [classify(e, request_id) for e in errors]

@@ -1,0 +1,93 @@
+"""The Query root: thin fields that call the resolvers."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import strawberry
+
+from domain import states, transitions
+from domain.values import StateCount, TreeOrder, TreeState
+from domain.values import CountDimension as DomainCountDimension
+from resolvers import trees
+from resolvers.trees import TreePage
+from schema.connection import MessageTreeStateConnection
+from schema.enums import CountDimension, MessageTreeStateOrder
+from schema.inputs import MessageTreeStateFilter, to_filter
+from schema.types import (
+    Info,
+    MessageTreeState,
+    StateInfo,
+    StateMachine,
+    TransitionRule,
+)
+from schema.types import StateCount as StateCountType
+
+
+def _state_machine() -> StateMachine:
+    return StateMachine(
+        states=[
+            StateInfo(value=s, database_value=s.value, is_terminal=s.is_terminal, description=s.description)
+            for s in states.State
+        ],
+        transitions=[
+            TransitionRule(
+                from_state=row.source,
+                to_state=row.target,
+                role=row.role,
+                operation=row.operation,
+                guard=row.guard,
+                guard_description=None if row.guard is None else row.guard.value,
+            )
+            for row in transitions.TRANSITIONS
+        ],
+        terminal_states=[s for s in states.State if s in states.TERMINAL_STATES],
+        entry_states=[s for s in states.State if s in transitions.ENTRY_STATES],
+    )
+
+
+_STATE_MACHINE = _state_machine()
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="One tree by id; null when there is none.")
+    async def message_tree_state(self, info: Info, message_tree_id: UUID) -> MessageTreeState | None:
+        return await trees.get_tree(info.context, message_tree_id)  # type: ignore[return-value]
+
+    @strawberry.field(description="A page of trees, filtered and ordered.")
+    async def message_tree_states(
+        self,
+        info: Info,
+        filter: MessageTreeStateFilter | None = None,  # noqa: A002 (the API's name)
+        order_by: MessageTreeStateOrder | None = TreeOrder.MESSAGE_TREE_ID_ASC,
+        first: int | None = 50,
+        after: str | None = None,
+    ) -> MessageTreeStateConnection:
+        page: TreePage = await trees.list_trees(
+            info.context,
+            to_filter(filter),
+            order_by or TreeOrder.MESSAGE_TREE_ID_ASC,
+            info.context.limits.default_page_size if first is None else first,
+            after,
+        )
+        return page  # type: ignore[return-value]
+
+    @strawberry.field(description="Tree counts grouped by any combination of dimensions.")
+    async def tree_state_counts(
+        self,
+        info: Info,
+        group_by: list[CountDimension] = [DomainCountDimension.STATE],  # noqa: B006 (never mutated)
+        filter: MessageTreeStateFilter | None = None,  # noqa: A002 (the API's name)
+    ) -> list[StateCountType]:
+        counts: list[StateCount] = await trees.count_trees(
+            info.context, group_by, to_filter(filter)
+        )
+        return counts  # type: ignore[return-value]
+
+    @strawberry.field(description="The states and the transition table.")
+    def state_machine(self) -> StateMachine:
+        return _STATE_MACHINE
+
+
+__all__ = ["Query", "TreeState"]

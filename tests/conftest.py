@@ -1,0 +1,92 @@
+"""Fixtures: every API test runs on a temporary SQLite file and on a PostgreSQL database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from gql.app import create_app
+from gql.settings import Settings
+from tests.databases import (
+    PostgresUnavailable,
+    migrated_engine,
+    postgres_database,
+    sqlite_url,
+    truncate_all,
+)
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[URL]:
+    """A migrated, empty database for the whole run, per backend."""
+    if request.param == "sqlite":
+        url = sqlite_url(Path(tmp_path_factory.mktemp("sqlite")) / "treegate.db")
+        async with migrated_engine(url):
+            pass
+        yield url
+        return
+    try:
+        async with postgres_database() as url:
+            async with migrated_engine(url):
+                pass
+            yield url
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+async def session_engine(database_url: URL) -> AsyncIterator[AsyncEngine]:
+    async with migrated_engine(database_url) as engine:
+        yield engine
+
+
+@pytest.fixture
+async def engine(session_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The backend's engine, on a database emptied before the test."""
+    await truncate_all(session_engine)
+    yield session_engine
+
+
+@pytest.fixture
+def settings(database_url: URL) -> Settings:
+    return Settings(database_url=database_url.render_as_string(hide_password=False))
+
+
+@pytest.fixture
+async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://treegate.test") as c:
+        yield c
+
+
+@pytest.fixture
+def backend(database_url: URL) -> str:
+    return database_url.get_backend_name()
+
+
+@pytest.fixture(autouse=True)
+def _no_env_leak(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Tests build their own settings: a developer's TREEGATE_* variables must not leak in.
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("TREEGATE_") and key != "TREEGATE_TEST_DATABASE_URL":
+            monkeypatch.delenv(key)
+    yield
