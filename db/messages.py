@@ -35,7 +35,7 @@ MESSAGE_COLUMNS = (
 )
 
 
-def to_message(row: Row[Any]) -> Message:
+def to_message(row: Row[*tuple[Any, ...]]) -> Message:
     return Message(
         id=row.id,
         parent_id=row.parent_id,

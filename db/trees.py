@@ -34,7 +34,7 @@ def parse_state(value: str) -> State:
         raise UnknownStateValue(value) from None
 
 
-def to_tree(row: Row[Any]) -> TreeState:
+def to_tree(row: Row[*tuple[Any, ...]]) -> TreeState:
     return TreeState(
         message_tree_id=row.message_tree_id,
         goal_tree_size=row.goal_tree_size,
@@ -96,7 +96,9 @@ def _after(order: TreeOrder, key: SortKey) -> ColumnElement[bool]:
         return and_(date.is_(None), beyond_id)
     cutoff = key.won_prompt_lottery_date
     if ascending:
-        return or_(date > cutoff, and_(date == cutoff, tree_id > key.message_tree_id), date.is_(None))
+        return or_(
+            date > cutoff, and_(date == cutoff, tree_id > key.message_tree_id), date.is_(None)
+        )
     return or_(date < cutoff, and_(date == cutoff, tree_id < key.message_tree_id), date.is_(None))
 
 

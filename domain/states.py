@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class State(str, Enum):
+class State(StrEnum):
     """The state of a message tree, as Open-Assistant stores it (the lower-case value)."""
 
     INITIAL_PROMPT_REVIEW = "initial_prompt_review"

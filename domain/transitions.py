@@ -39,9 +39,7 @@ class Guard(Enum):
     """Named predicates a transition must pass; evaluated against the tree's messages."""
 
     ROOT_REVIEW_POSITIVE = "the root message has a positive review result"
-    TREE_COMPLETE = (
-        "accepted, non-deleted messages >= goal_tree_size and none awaiting review"
-    )
+    TREE_COMPLETE = "accepted, non-deleted messages >= goal_tree_size and none awaiting review"
     WON_LOTTERY_BEFORE = "the tree has won the prompt lottery before"
     NEVER_WON_LOTTERY = "the tree has never won the prompt lottery"
 
@@ -116,7 +114,7 @@ def _expand(
             if not isinstance(s, State):
                 raise TransitionTableError(f"unknown source state {s!r}")
             if s is target:
-                raise TransitionTableError(f"row {s.value} -> {target.value} goes nowhere")
+                raise TransitionTableError(f"self-loop {s.value} -> {target.value}")
             if (s, target) in seen:
                 raise TransitionTableError(f"duplicate row {s.value} -> {target.value}")
             seen.add((s, target))

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from db.engine import create_engine
-from db.migrate import upgrade
 from gql.settings import Settings
 
 app = typer.Typer(
@@ -46,6 +45,8 @@ def serve(
 @app.command()
 def migrate() -> None:
     """Create or upgrade the tables (Treegate's, and Open-Assistant's where absent)."""
+    from db.migrate import upgrade
+
     settings = Settings()
 
     async def run() -> None:
@@ -117,6 +118,14 @@ def export_schema(
         return
     output.write_text(text)
     typer.echo(f"wrote {output}")
+
+
+@app.command("state-table")
+def state_table() -> None:
+    """Print the states and the transition table as Markdown (as in the README)."""
+    from gql.docs import state_machine_markdown
+
+    typer.echo(state_machine_markdown(), nl=False)
 
 
 def _safe_url(url: str) -> str:

@@ -27,7 +27,9 @@ class GraphQLView(GraphQL[Context, None]):
         self.engine = engine
         self.limits = limits
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
         state = request.scope.setdefault("state", {})
         context = Context.create(self.engine, self.limits, state.get("request_id", "-"))
         context.extras["request"] = request
@@ -35,7 +37,9 @@ class GraphQLView(GraphQL[Context, None]):
         state[_CONTEXT_KEY] = context
         return context
 
-    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
         # Errors raised before execution (syntax errors) never reach the schema's
         # extensions: give them their code here. `classify` leaves coded errors alone.
         if result.errors:

@@ -5,7 +5,7 @@ Built in the app factory or the CLI, never at import time. The README lists ever
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,8 +44,17 @@ class Settings(BaseSettings):
     ready_timeout: float = Field(2.0, gt=0, description="Seconds /readyz waits for the database.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _page_sizes(cls, data: Any) -> Any:
+        # Lowering only the maximum lowers the default with it; setting both inconsistently
+        # is a mistake worth refusing.
+        if isinstance(data, dict) and "max_page_size" in data and "default_page_size" not in data:
+            data = {**data, "default_page_size": min(50, int(data["max_page_size"]))}
+        return data
+
     @model_validator(mode="after")
-    def _page_sizes(self) -> Settings:
+    def _check_page_sizes(self) -> Settings:
         if self.default_page_size > self.max_page_size:
             raise ValueError("default_page_size must not exceed max_page_size")
         return self

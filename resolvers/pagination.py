@@ -12,6 +12,7 @@ from domain.errors import InvalidInput
 from domain.values import SortKey, TreeOrder, TreeState
 
 _VERSION = 1
+_MAX_CURSOR_LENGTH = 256
 _ORDER_CODES = {
     TreeOrder.MESSAGE_TREE_ID_ASC: "ia",
     TreeOrder.MESSAGE_TREE_ID_DESC: "id",
@@ -50,11 +51,17 @@ def encode_cursor(order: TreeOrder, key: SortKey) -> str:
 def decode_cursor(cursor: str, order: TreeOrder, argument: str = "after") -> SortKey:
     """The sort key inside `cursor`; BAD_USER_INPUT if it is malformed or for another order."""
     try:
+        # Ours are about 110 characters; anything much longer is not one, and decoding it
+        # could be costly (or, deeply nested JSON, exceed the recursion limit).
+        if len(cursor) > _MAX_CURSOR_LENGTH:
+            raise ValueError("cursor too long")
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         version, code, tree_hex, date_text = payload
         if version != _VERSION or code not in _ORDERS_BY_CODE:
             raise ValueError("unknown cursor version or order")
+        if not isinstance(tree_hex, str) or not isinstance(date_text, str | None):
+            raise ValueError("cursor id or date is not a string")
         tree_id = UUID(hex=tree_hex)
         date = None if date_text is None else datetime.fromisoformat(date_text)
         if date is not None and date.tzinfo is None:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import strawberry
 
-from domain.values import TreeState
-from resolvers.trees import TreeEdge, TreePage
+from resolvers.trees import TreePage
 from schema.types import Info, MessageTreeState, MessageTreeStateEdge, PageInfo
 
 
-def _edges(root: strawberry.Parent[TreePage]) -> list[TreeEdge]:
-    return list(root.edges)
+# Frozen domain values are served as they are: the types read their attributes by name.
+def _edges(root: strawberry.Parent[TreePage]) -> list[MessageTreeStateEdge]:
+    return cast("list[MessageTreeStateEdge]", list(root.edges))
 
 
-def _nodes(root: strawberry.Parent[TreePage]) -> list[TreeState]:
-    return [edge.node for edge in root.edges]
+def _nodes(root: strawberry.Parent[TreePage]) -> list[MessageTreeState]:
+    return cast("list[MessageTreeState]", [edge.node for edge in root.edges])
 
 
 def _page_info(root: strawberry.Parent[TreePage]) -> PageInfo:

@@ -7,7 +7,7 @@ the domain members themselves, with no conversion.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 
@@ -16,7 +16,7 @@ from domain import states, transitions, values
 
 def _graphql_enum(cls: type[Enum], name: str, description: str, **docs: str) -> Any:
     decorated = strawberry.enum(cls, name=name, description=description)
-    definition = decorated.__strawberry_definition__
+    definition = cast(Any, decorated).__strawberry_definition__
     for value in definition.values:
         value.description = docs.get(value.name)
     return decorated

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import strawberry
 
+from domain.errors import InvalidInput
 from domain.values import TreeFilter
 from schema.enums import State
 
@@ -29,6 +30,17 @@ class MessageTreeStateFilter:
     )
 
     def to_domain(self) -> TreeFilter:
+        for name, value in (
+            ("wonLotteryAfter", self.won_lottery_after),
+            ("wonLotteryBefore", self.won_lottery_before),
+        ):
+            # Compared with stored instants, a time without a zone means nothing (and
+            # the database layer refuses it): the client's mistake, not a server error.
+            if value is not None and value.utcoffset() is None:
+                raise InvalidInput(
+                    f"filter.{name}",
+                    f"`filter.{name}` needs a time zone, e.g. 2023-04-01T12:00:00+00:00",
+                )
         return TreeFilter(
             states=None if self.states is None else tuple(self.states),
             langs=None if self.langs is None else tuple(self.langs),

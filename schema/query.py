@@ -7,8 +7,8 @@ from uuid import UUID
 import strawberry
 
 from domain import states, transitions
-from domain.values import StateCount, TreeOrder, TreeState
 from domain.values import CountDimension as DomainCountDimension
+from domain.values import StateCount, TreeOrder, TreeState
 from resolvers import trees
 from resolvers.trees import TreePage
 from schema.connection import MessageTreeStateConnection
@@ -27,7 +27,12 @@ from schema.types import StateCount as StateCountType
 def _state_machine() -> StateMachine:
     return StateMachine(
         states=[
-            StateInfo(value=s, database_value=s.value, is_terminal=s.is_terminal, description=s.description)
+            StateInfo(
+                value=s,
+                database_value=s.value,
+                is_terminal=s.is_terminal,
+                description=s.description,
+            )
             for s in states.State
         ],
         transitions=[
@@ -52,14 +57,16 @@ _STATE_MACHINE = _state_machine()
 @strawberry.type
 class Query:
     @strawberry.field(description="One tree by id; null when there is none.")
-    async def message_tree_state(self, info: Info, message_tree_id: UUID) -> MessageTreeState | None:
+    async def message_tree_state(
+        self, info: Info, message_tree_id: UUID
+    ) -> MessageTreeState | None:
         return await trees.get_tree(info.context, message_tree_id)  # type: ignore[return-value]
 
     @strawberry.field(description="A page of trees, filtered and ordered.")
     async def message_tree_states(
         self,
         info: Info,
-        filter: MessageTreeStateFilter | None = None,  # noqa: A002 (the API's name)
+        filter: MessageTreeStateFilter | None = None,
         order_by: MessageTreeStateOrder | None = TreeOrder.MESSAGE_TREE_ID_ASC,
         first: int | None = 50,
         after: str | None = None,
@@ -78,7 +85,7 @@ class Query:
         self,
         info: Info,
         group_by: list[CountDimension] = [DomainCountDimension.STATE],  # noqa: B006 (never mutated)
-        filter: MessageTreeStateFilter | None = None,  # noqa: A002 (the API's name)
+        filter: MessageTreeStateFilter | None = None,
     ) -> list[StateCountType]:
         counts: list[StateCount] = await trees.count_trees(
             info.context, group_by, to_filter(filter)

@@ -8,17 +8,16 @@ outside the DataLoaders.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 from uuid import UUID
 
 import strawberry
 
 from domain import states as domain_states
 from domain import transitions as domain_transitions
+from domain.values import TreeState
 from resolvers.context import Context
 from schema.enums import Guard, Operation, Role, State
-
-from domain.values import Message as DomainMessage
-from domain.values import TreeState
 
 Info = strawberry.Info[Context, None]
 
@@ -52,8 +51,10 @@ def _allowed_transitions(root: strawberry.Parent[TreeState]) -> list[domain_stat
     return list(domain_transitions.allowed_targets(root.state))
 
 
-async def _root_message(root: strawberry.Parent[TreeState], info: Info) -> DomainMessage | None:
-    return await info.context.loaders.root_message.load(root.message_tree_id)
+async def _root_message(root: strawberry.Parent[TreeState], info: Info) -> Message | None:
+    message = await info.context.loaders.root_message.load(root.message_tree_id)
+    # The frozen domain value is served as it is: the type reads its attributes by name.
+    return cast("Message | None", message)
 
 
 async def _message_count(root: strawberry.Parent[TreeState], info: Info) -> int:
@@ -138,4 +139,3 @@ class StateMachine:
     transitions: list[TransitionRule]
     terminal_states: list[State]
     entry_states: list[State] = strawberry.field(description="Where trees enter the machine.")
-

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -51,10 +52,10 @@ async def session_engine(database_url: URL) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def engine(session_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+async def engine(session_engine: AsyncEngine) -> AsyncEngine:
     """The backend's engine, on a database emptied before the test."""
     await truncate_all(session_engine)
-    yield session_engine
+    return session_engine
 
 
 @pytest.fixture
@@ -82,11 +83,8 @@ def backend(database_url: URL) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _no_env_leak(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_env_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests build their own settings: a developer's TREEGATE_* variables must not leak in.
-    import os
-
     for key in list(os.environ):
         if key.startswith("TREEGATE_") and key != "TREEGATE_TEST_DATABASE_URL":
             monkeypatch.delenv(key)
-    yield

@@ -22,17 +22,30 @@ def payload(text: str) -> dict[str, Any]:
 
 
 async def add_user(
-    conn: AsyncConnection, *, enabled: bool = True, deleted: bool = False, ranked_1: int | None = None
+    conn: AsyncConnection,
+    *,
+    enabled: bool = True,
+    deleted: bool = False,
+    ranked_1: int | None = None,
 ) -> uuid.UUID:
     user_id = uuid.uuid4()
     n = next(_counter)
     await conn.execute(
         user.insert(),
-        [{"id": user_id, "username": f"user-{n}", "display_name": f"User {n}", "enabled": enabled, "deleted": deleted}],
+        [
+            {
+                "id": user_id,
+                "username": f"user-{n}",
+                "display_name": f"User {n}",
+                "enabled": enabled,
+                "deleted": deleted,
+            }
+        ],
     )
     if ranked_1 is not None:
         await conn.execute(
-            user_stats.insert(), [{"user_id": user_id, "time_frame": "month", "reply_ranked_1": ranked_1}]
+            user_stats.insert(),
+            [{"user_id": user_id, "time_frame": "month", "reply_ranked_1": ranked_1}],
         )
     return user_id
 
@@ -51,7 +64,11 @@ class TreeSpec:
 
 
 async def add_tree(
-    conn: AsyncConnection, spec: TreeSpec | None = None, *, user_id: uuid.UUID | None = None, **fields: Any
+    conn: AsyncConnection,
+    spec: TreeSpec | None = None,
+    *,
+    user_id: uuid.UUID | None = None,
+    **fields: Any,
 ) -> uuid.UUID:
     """One tree: its root message (plus `replies` accepted replies) and its state row."""
     spec = spec or TreeSpec(**fields)
@@ -89,6 +106,7 @@ async def add_tree(
                 "payload": payload(f"Reply {i} to prompt {n}."),
                 "lang": spec.lang,
                 "depth": 1,
+                "children_count": 0,
                 "review_count": 3,
                 "review_result": True,
                 "emojis": {},

@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# Treegate: multi-stage, slim, non-root. Installs exactly what uv.lock pins, as `make` does.
+
+FROM python:3.11-slim AS build
+ENV UV_PYTHON_DOWNLOADS=never \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+RUN pip install --no-cache-dir uv==0.13.9
+WORKDIR /src
+# Dependencies first, so that code changes do not re-install them.
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY domain ./domain
+COPY db ./db
+COPY resolvers ./resolvers
+COPY schema ./schema
+COPY gql ./gql
+RUN uv sync --frozen --no-dev --no-editable
+
+FROM python:3.11-slim AS runtime
+RUN groupadd --system --gid 10001 treegate \
+    && useradd --system --uid 10001 --gid treegate --home-dir /data --create-home treegate
+COPY --from=build /app/.venv /app/.venv
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    TREEGATE_HOST=0.0.0.0 \
+    TREEGATE_PORT=8000 \
+    TREEGATE_DATABASE_URL=sqlite:////data/treegate.db
+WORKDIR /data
+USER treegate
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+# Migrations are idempotent: apply them, then serve (same commands as `make run`).
+CMD ["sh", "-c", "treegate migrate && exec treegate serve"]

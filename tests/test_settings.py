@@ -1,0 +1,178 @@
+"""Settings come from TREEGATE_* variables; database URLs are normalized to async drivers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from db.engine import PoolOptions, normalize_url
+from gql.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def _in_empty_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Settings also read `./.env`: run where there is none unless a test writes one.
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults() -> None:
+    settings = Settings()
+    assert settings.model_dump() == {
+        "env": "development",
+        "database_url": "sqlite:///./treegate.db",
+        "host": "127.0.0.1",
+        "port": 8000,
+        "workers": 1,
+        "graphiql": None,
+        "max_page_size": 100,
+        "default_page_size": 50,
+        "db_pool_size": 10,
+        "db_max_overflow": 10,
+        "db_pool_timeout": 5.0,
+        "db_statement_timeout_ms": 15_000,
+        "ready_timeout": 2.0,
+        "log_level": "info",
+    }
+    assert settings.graphiql_enabled is True
+    assert settings.pool == PoolOptions(
+        size=10, max_overflow=10, timeout=5.0, statement_timeout_ms=15_000
+    )
+
+
+def test_reads_treegate_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TREEGATE_ENV", "production")
+    monkeypatch.setenv("TREEGATE_DATABASE_URL", "postgresql://oa@db.internal/oasst")
+    monkeypatch.setenv("TREEGATE_HOST", "0.0.0.0")
+    monkeypatch.setenv("TREEGATE_PORT", "9001")
+    monkeypatch.setenv("TREEGATE_WORKERS", "4")
+    monkeypatch.setenv("TREEGATE_MAX_PAGE_SIZE", "500")
+    monkeypatch.setenv("TREEGATE_DEFAULT_PAGE_SIZE", "25")
+    monkeypatch.setenv("TREEGATE_DB_POOL_SIZE", "3")
+    monkeypatch.setenv("TREEGATE_DB_MAX_OVERFLOW", "0")
+    monkeypatch.setenv("TREEGATE_DB_POOL_TIMEOUT", "1.5")
+    monkeypatch.setenv("TREEGATE_DB_STATEMENT_TIMEOUT_MS", "0")
+    monkeypatch.setenv("TREEGATE_READY_TIMEOUT", "0.5")
+    monkeypatch.setenv("TREEGATE_LOG_LEVEL", "debug")
+    settings = Settings()
+    assert settings.env == "production"
+    assert settings.database_url == "postgresql://oa@db.internal/oasst"
+    assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 9001, 4)
+    assert (settings.max_page_size, settings.default_page_size) == (500, 25)
+    assert settings.pool == PoolOptions(size=3, max_overflow=0, timeout=1.5, statement_timeout_ms=0)
+    assert settings.ready_timeout == 0.5
+    assert settings.log_level == "debug"
+    assert settings.graphiql_enabled is False
+
+
+def test_variables_without_the_prefix_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://elsewhere/db")
+    monkeypatch.setenv("PORT", "1234")
+    settings = Settings()
+    assert settings.database_url == "sqlite:///./treegate.db"
+    assert settings.port == 8000
+
+
+def test_reads_dot_env_file_and_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("TREEGATE_PORT=7000\nTREEGATE_WORKERS=3\n")
+    monkeypatch.setenv("TREEGATE_WORKERS", "5")
+    settings = Settings()
+    assert settings.port == 7000
+    assert settings.workers == 5
+
+
+@pytest.mark.parametrize(
+    ("env", "graphiql", "enabled"),
+    [
+        ("development", None, True),
+        ("production", None, False),
+        ("development", "false", False),
+        ("production", "true", True),
+    ],
+)
+def test_graphiql_enabled_follows_env_unless_set(
+    monkeypatch: pytest.MonkeyPatch, env: str, graphiql: str | None, enabled: bool
+) -> None:
+    monkeypatch.setenv("TREEGATE_ENV", env)
+    if graphiql is not None:
+        monkeypatch.setenv("TREEGATE_GRAPHIQL", graphiql)
+    assert Settings().graphiql_enabled is enabled
+
+
+def test_default_page_size_above_max_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TREEGATE_MAX_PAGE_SIZE", "20")
+    monkeypatch.setenv("TREEGATE_DEFAULT_PAGE_SIZE", "21")
+    with pytest.raises(ValidationError, match="default_page_size must not exceed max_page_size"):
+        Settings()
+
+
+def test_default_page_size_equal_to_max_is_accepted() -> None:
+    settings = Settings(max_page_size=20, default_page_size=20)
+    assert settings.default_page_size == settings.max_page_size == 20
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TREEGATE_ENV", "staging"),
+        ("TREEGATE_PORT", "0"),
+        ("TREEGATE_PORT", "65536"),
+        ("TREEGATE_WORKERS", "0"),
+        ("TREEGATE_MAX_PAGE_SIZE", "0"),
+        ("TREEGATE_READY_TIMEOUT", "0"),
+        ("TREEGATE_DB_POOL_TIMEOUT", "-1"),
+        ("TREEGATE_LOG_LEVEL", "verbose"),
+    ],
+)
+def test_out_of_range_values_are_rejected(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert name.removeprefix("TREEGATE_").lower() in str(info.value)
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError):
+        settings.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://user:pw@host:5433/db", "postgresql+asyncpg://user:pw@host:5433/db"),
+        ("postgres://user@host/db", "postgresql+asyncpg://user@host/db"),
+        ("postgresql+asyncpg://user@host/db", "postgresql+asyncpg://user@host/db"),
+        ("sqlite:///./treegate.db", "sqlite+aiosqlite:///./treegate.db"),
+        ("sqlite:////var/lib/treegate.db", "sqlite+aiosqlite:////var/lib/treegate.db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+    ],
+)
+def test_normalize_url(url: str, expected: str) -> None:
+    assert normalize_url(url).render_as_string(hide_password=False) == expected
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://user@host/db", "postgresql+psycopg2://user@host/db", "oracle://x@y/z"]
+)
+def test_normalize_url_refuses_other_databases(url: str) -> None:
+    scheme = url.split(":", 1)[0]
+    with pytest.raises(ValueError, match=re.escape(f"unsupported database URL scheme '{scheme}'")):
+        normalize_url(url)
+
+
+@pytest.mark.parametrize(("maximum", "default"), [(10, 10), (1, 1), (50, 50), (500, 50)])
+def test_lowering_only_the_maximum_lowers_the_default(maximum: int, default: int) -> None:
+    assert Settings(max_page_size=maximum).default_page_size == default
+
+
+def test_lowering_only_the_maximum_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TREEGATE_MAX_PAGE_SIZE", "20")
+    settings = Settings()
+    assert (settings.max_page_size, settings.default_page_size) == (20, 20)
