@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint format schema clean
+.PHONY: install browser run test lint format schema clean
 
 install: $(STAMP)
 
@@ -21,12 +21,28 @@ $(STAMP): $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --python $(PYTHON)
 	touch $(STAMP)
 
+# The GraphiQL browser test drives Debian's Chromium through chromedriver (a test tool's own
+# browser download cannot work offline). Installs them only when missing; sudo only if not root.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then :; else \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends chromium chromium-driver; \
+	fi
+
+# A development admin key is (re)created on every run and printed, so GraphiQL users can try
+# the mutations: paste it into GraphiQL's headers as {"Authorization": "Bearer <key>"}.
 run: install
 	$(BIN)/treegate migrate
 	$(BIN)/treegate seed --trees 2000 --if-empty
+	@$(BIN)/treegate keys create --name dev-admin --role admin --replace
 	$(BIN)/treegate serve
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
 
 lint: install

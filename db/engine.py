@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 _DRIVERS = {
@@ -51,6 +53,7 @@ def create_engine(url: str | URL, pool: PoolOptions | None = None) -> AsyncEngin
             connect_args={"timeout": pool.timeout},
         )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
         return engine
     return create_async_engine(
         parsed,
@@ -68,7 +71,14 @@ def create_engine(url: str | URL, pool: PoolOptions | None = None) -> AsyncEngin
     )
 
 
+WRITE_OPTION = "treegate_write"
+"""Execution option marking a connection whose transaction will write (see `write_connection`)."""
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # The driver's own implicit BEGIN is turned off so that SQLAlchemy's "begin" event below
+    # decides how each transaction starts.
+    dbapi_connection.isolation_level = None
     # WAL lets readers run beside a writer; foreign keys are off by default in SQLite.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -76,3 +86,24 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    # A write transaction takes SQLite's write lock when it begins, so that what it reads
+    # cannot change before it writes, across connections and processes alike (busy_timeout
+    # makes the others wait). Read transactions stay deferred and never block writers (WAL).
+    write = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection in a transaction meant to write: committed on success, rolled back on error.
+
+    On SQLite it holds the database's write lock from the start; on PostgreSQL it is an
+    ordinary READ COMMITTED transaction (writes there rely on compare-and-set and locks).
+    """
+    async with engine.connect() as conn:
+        await conn.execution_options(**{WRITE_OPTION: True})
+        async with conn.begin():
+            yield conn

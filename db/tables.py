@@ -8,6 +8,7 @@ own tables are prefixed `treegate_`.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     Uuid,
     false,
     text,
@@ -95,3 +97,53 @@ message_tree_state = Table(
 )
 
 OPEN_ASSISTANT_TABLES = ("user", "user_stats", "message", "message_tree_state")
+
+# --- Treegate's own tables -------------------------------------------------------------------
+
+transition = Table(
+    "treegate_transition",
+    metadata,
+    Column("sequence", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("message_tree_id", Uuid(), nullable=False),
+    Column("from_state", String(128), nullable=True),
+    Column("to_state", String(128), nullable=False),
+    Column("operation", String(64), nullable=False),
+    Column("actor", String(256), nullable=True),
+    Column("reason", Text(), nullable=True),
+    Column("at", TZDateTime(), nullable=False),
+    Index("ix_treegate_transition_tree", "message_tree_id", "sequence"),
+)
+"""The transition log: one row per state change, in commit order (see `db.log`)."""
+
+counter = Table(
+    "treegate_counter",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger(), nullable=False),
+)
+"""Named counters; the log's sequence is taken here under a row lock, so it follows commits."""
+
+api_key = Table(
+    "treegate_api_key",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("role", String(32), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", TZDateTime(), nullable=False),
+    Column("revoked_at", TZDateTime(), nullable=True),
+)
+"""API keys, stored only as a SHA-256 of the key; the name is the actor in the log."""
+
+idempotency = Table(
+    "treegate_idempotency",
+    metadata,
+    Column("scope", String(256), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("operation", String(64), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("result", JSONType, nullable=True),
+    Column("created_at", TZDateTime(), nullable=False),
+    Column("expires_at", TZDateTime(), nullable=False, index=True),
+)
+"""Idempotency keys: the first result of a mutation, per (API key, idempotency key)."""

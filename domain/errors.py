@@ -22,3 +22,11 @@ class UnknownStateValue(TreegateError):
     def __init__(self, value: str) -> None:
         super().__init__(f"unknown message tree state {value!r} in the database")
         self.value = value
+
+
+class Unauthenticated(TreegateError):
+    """No valid API key, and the anonymous role does not allow this (UNAUTHENTICATED)."""
+
+
+class Forbidden(TreegateError):
+    """The caller's role is below what the operation needs (FORBIDDEN)."""

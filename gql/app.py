@@ -14,9 +14,10 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from db.engine import create_engine
+from gql.graphiql import static_mount
 from gql.graphql_view import GraphQLView
 from gql.middleware import RequestIdMiddleware
 from gql.settings import Settings
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         engine,
         Limits(max_page_size=settings.max_page_size, default_page_size=settings.default_page_size),
         graphiql=settings.graphiql_enabled,
+        policy=settings.write_policy,
+        anonymous=settings.anonymous,
     )
 
     @contextlib.asynccontextmanager
@@ -69,13 +72,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def index(_request: Request) -> Response:
         return RedirectResponse("/graphql")
 
+    routes: list[BaseRoute] = [
+        Route("/", index, methods=["GET"]),
+        Route("/graphql", view, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    if settings.graphiql_enabled:
+        routes.append(static_mount())  # GraphiQL's scripts and styles, under /graphql/static/
     app = Starlette(
-        routes=[
-            Route("/", index, methods=["GET"]),
-            Route("/graphql", view, methods=["GET", "POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-        ],
+        routes=routes,
         middleware=[Middleware(RequestIdMiddleware)],
         lifespan=lifespan,
     )

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from db.engine import create_engine
+from gql.cli_writes import keys_app, lottery_app, tree_app
 from gql.settings import Settings
 
 app = typer.Typer(
@@ -17,6 +18,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+app.add_typer(keys_app, name="keys")
+app.add_typer(lottery_app, name="lottery")
+app.add_typer(tree_app, name="tree")
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
 

@@ -5,33 +5,78 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.types import ExecutionResult
 
-from resolvers.context import Context, Limits
+from domain.transitions import Role
+from gql.auth import InvalidKey, identify
+from gql.graphiql import localize
+from resolvers.context import Context, Limits, WritePolicy
 from schema.errors import classify
 
 _CONTEXT_KEY = "treegate_context"
+_IDENTITY_KEY = "treegate_identity"
+
+
+async def _unauthenticated(scope: Scope, receive: Receive, send: Send) -> None:
+    body = {
+        "data": None,
+        "errors": [
+            {
+                "message": "the API key is unknown or revoked",
+                "extensions": {"code": "UNAUTHENTICATED"},
+            }
+        ],
+    }
+    response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    await response(scope, receive, send)
 
 
 class GraphQLView(GraphQL[Context, None]):
-    """Opens the request's context (connection, loaders) and always closes it afterwards."""
+    """Opens the request's context (connection, loaders) and always closes it afterwards.
 
-    def __init__(self, schema: Any, engine: AsyncEngine, limits: Limits, graphiql: bool) -> None:
+    GraphiQL, when on, is Strawberry's page loading the vendored assets (gql/graphiql.py) instead of
+    a CDN; it is rendered once, here, so a template that no longer fits fails at startup.
+    """
+
+    def __init__(
+        self,
+        schema: Any,
+        engine: AsyncEngine,
+        limits: Limits,
+        *,
+        graphiql: bool,
+        policy: WritePolicy,
+        anonymous: Role | None,
+    ) -> None:
         super().__init__(schema, graphql_ide="graphiql" if graphiql else None)
         self.engine = engine
         self.limits = limits
+        self.policy = policy
+        self.anonymous = anonymous
+        self._graphiql_html = localize(super().graphql_ide_html) if graphiql else ""
+
+    @property
+    def graphql_ide_html(self) -> str:
+        return self._graphiql_html
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         state = request.scope.setdefault("state", {})
-        context = Context.create(self.engine, self.limits, state.get("request_id", "-"))
+        context = Context.create(
+            self.engine,
+            self.limits,
+            state.get("request_id", "-"),
+            identity=state.get(_IDENTITY_KEY),
+            policy=self.policy,
+        )
         context.extras["request"] = request
         context.extras["response"] = response
         state[_CONTEXT_KEY] = context
@@ -48,6 +93,13 @@ class GraphQLView(GraphQL[Context, None]):
         return process_result(result)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            try:
+                identity = await identify(self.engine, Headers(scope=scope), self.anonymous)
+            except InvalidKey:
+                await _unauthenticated(scope, receive, send)
+                return
+            scope.setdefault("state", {})[_IDENTITY_KEY] = identity
         try:
             await super().__call__(scope, receive, send)
         finally:

@@ -5,12 +5,16 @@ Built in the app factory or the CLI, never at import time. The README lists ever
 
 from __future__ import annotations
 
+import random
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.engine import PoolOptions
+from domain.transitions import Role
+from resolvers.context import WritePolicy
 
 
 class Settings(BaseSettings):
@@ -43,6 +47,20 @@ class Settings(BaseSettings):
     )
     ready_timeout: float = Field(2.0, gt=0, description="Seconds /readyz waits for the database.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    anonymous_role: Literal["none", "reader", "operator", "moderator", "admin"] | None = Field(
+        None,
+        description="Role of keyless requests: default reader (development), none (production).",
+    )
+    max_active_trees: int = Field(
+        10, ge=0, description="Growing trees per language the lottery allows."
+    )
+    max_activate: int = Field(100, ge=1, description="The largest `maxActivate` a draw accepts.")
+    idempotency_ttl_hours: float = Field(
+        24.0, gt=0, description="How long an idempotency key is remembered."
+    )
+    lottery_seed: int | None = Field(
+        None, description="Seed the lottery's random source (tests, demos)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -58,6 +76,20 @@ class Settings(BaseSettings):
         if self.default_page_size > self.max_page_size:
             raise ValueError("default_page_size must not exceed max_page_size")
         return self
+
+    @property
+    def anonymous(self) -> Role | None:
+        name = self.anonymous_role or ("none" if self.env == "production" else "reader")
+        return None if name == "none" else Role[name.upper()]
+
+    @property
+    def write_policy(self) -> WritePolicy:
+        return WritePolicy(
+            max_active_trees=self.max_active_trees,
+            max_activate=self.max_activate,
+            idempotency_ttl=timedelta(hours=self.idempotency_ttl_hours),
+            rng=random.Random(self.lottery_seed),
+        )
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.session import RequestConnection
+from domain.outcomes import Identity
+from domain.transitions import Role
 from resolvers.loaders import Loaders
 
 
@@ -20,19 +25,72 @@ class Limits:
 
 
 @dataclass(slots=True)
-class Context:
-    """One request's database connection, loaders and identity."""
+class WritePolicy:
+    """Settings of the write side, shared by all requests of a process."""
 
+    max_active_trees: int = 10
+    max_activate: int = 100
+    idempotency_ttl: timedelta = timedelta(hours=24)
+    rng: random.Random = field(default_factory=random.Random)
+
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Hooks:
+    """Test seams: awaited at fixed points of a write, e.g. to line callers up at a barrier."""
+
+    before_write: Hook | None = None
+    """In a transition: after the tree and its guards were read, before the compare-and-set."""
+    lottery_begun: Hook | None = None
+    """In a draw: the transaction has begun, before the language's lock is taken."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Context:
+    """One request's connection, loaders, identity and write settings."""
+
+    engine: AsyncEngine
     db: RequestConnection
     limits: Limits
     request_id: str
     loaders: Loaders
+    identity: Identity = field(default_factory=lambda: Identity(None, Role.READER))
+    policy: WritePolicy = field(default_factory=WritePolicy)
+    hooks: Hooks = field(default_factory=Hooks)
+    clock: Callable[[], datetime] = utc_now
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, engine: AsyncEngine, limits: Limits, request_id: str) -> Context:
+    def create(
+        cls,
+        engine: AsyncEngine,
+        limits: Limits,
+        request_id: str,
+        *,
+        identity: Identity | None = None,
+        policy: WritePolicy | None = None,
+    ) -> Context:
         db = RequestConnection(engine)
-        return cls(db=db, limits=limits, request_id=request_id, loaders=Loaders(db))
+        return cls(
+            engine=engine,
+            db=db,
+            limits=limits,
+            request_id=request_id,
+            loaders=Loaders(db),
+            identity=identity or Identity(None, Role.READER),
+            policy=policy or WritePolicy(),
+        )
+
+    async def after_write(self) -> None:
+        """Reads after a committed write must see it: drop the read snapshot and caches."""
+        await self.db.close()
+        self.loaders = Loaders(self.db)
 
     async def close(self) -> None:
         await self.db.close()

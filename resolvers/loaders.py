@@ -6,8 +6,9 @@ from uuid import UUID
 
 from strawberry.dataloader import DataLoader
 
-from db import messages, trees
+from db import log, messages, trees
 from db.session import RequestConnection
+from domain.outcomes import StateTransition
 from domain.values import Message, TreeState
 
 
@@ -19,6 +20,19 @@ class Loaders:
         self.tree = DataLoader[UUID, TreeState | None](self._load_trees)
         self.root_message = DataLoader[UUID, Message | None](self._load_root_messages)
         self.message_count = DataLoader[UUID, int](self._load_message_counts)
+        self._transitions: dict[int, DataLoader[UUID, list[StateTransition]]] = {}
+
+    def transitions(self, first: int) -> DataLoader[UUID, list[StateTransition]]:
+        """A loader of each tree's newest `first` log rows (one loader per `first`)."""
+        if first not in self._transitions:
+
+            async def load(ids: list[UUID]) -> list[list[StateTransition]]:
+                async with self._db.use() as conn:
+                    found = await log.newest_for_trees(conn, ids, first)
+                return [found[i] for i in ids]
+
+            self._transitions[first] = DataLoader(load)
+        return self._transitions[first]
 
     async def _load_trees(self, ids: list[UUID]) -> list[TreeState | None]:
         async with self._db.use() as conn:

@@ -9,6 +9,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionContext
 
 from schema.errors import ErrorCodes
+from schema.mutation import Mutation
 from schema.query import Query
 
 
@@ -24,6 +25,7 @@ class TreegateSchema(strawberry.Schema):
 def build_schema() -> TreegateSchema:
     return TreegateSchema(
         query=Query,
+        mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=True),
         extensions=[
             ErrorCodes,

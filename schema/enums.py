@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import strawberry
 
-from domain import states, transitions, values
+from domain import decisions, states, transitions, values
 
 
 def _graphql_enum(cls: type[Enum], name: str, description: str, **docs: str) -> Any:
@@ -55,4 +55,10 @@ Guard = _graphql_enum(
     "TransitionGuard",
     "A condition a transition must meet, read from the tree's messages.",
     **{g.name: g.value for g in transitions.Guard},
+)
+RejectionReason = _graphql_enum(
+    decisions.RejectionReason,
+    "RejectionReason",
+    "Why a transition or draw was not applied.",
+    **{r.name: r.value for r in decisions.RejectionReason},
 )

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from domain.errors import InvalidInput
+from domain.errors import Forbidden, InvalidInput, Unauthenticated
 
 logger = logging.getLogger("treegate.errors")
 
@@ -22,6 +22,8 @@ BAD_USER_INPUT = "BAD_USER_INPUT"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+UNAUTHENTICATED = "UNAUTHENTICATED"
+FORBIDDEN = "FORBIDDEN"
 
 
 def _request_id(context: object) -> str:
@@ -37,6 +39,9 @@ def classify(error: GraphQLError, request_id: str) -> GraphQLError:
     if isinstance(original, InvalidInput):
         extensions.update(code=BAD_USER_INPUT, argument=original.argument)
         return _with(error, original.message, extensions)
+    if isinstance(original, Unauthenticated | Forbidden):
+        code = UNAUTHENTICATED if isinstance(original, Unauthenticated) else FORBIDDEN
+        return _with(error, str(original), {**extensions, "code": code})
     if original is None or isinstance(original, GraphQLError):
         if error.path is None and error.message.startswith("Syntax Error"):
             extensions["code"] = GRAPHQL_PARSE_FAILED

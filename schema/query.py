@@ -9,11 +9,13 @@ import strawberry
 from domain import states, transitions
 from domain.values import CountDimension as DomainCountDimension
 from domain.values import StateCount, TreeOrder, TreeState
-from resolvers import trees
+from resolvers import log, lottery, trees
+from resolvers.log import LogPage
 from resolvers.trees import TreePage
 from schema.connection import MessageTreeStateConnection
 from schema.enums import CountDimension, MessageTreeStateOrder
 from schema.inputs import MessageTreeStateFilter, to_filter
+from schema.log_types import LotteryStatus, StateTransitionConnection
 from schema.types import (
     Info,
     MessageTreeState,
@@ -91,6 +93,31 @@ class Query:
             info.context, group_by, to_filter(filter)
         )
         return counts  # type: ignore[return-value]
+
+    @strawberry.field(
+        description=(
+            "The transition log, oldest first after the cursor (optionally of one tree): "
+            "a feed a dashboard polls with the last `endCursor`."
+        )
+    )
+    async def transition_log(
+        self,
+        info: Info,
+        after: str | None = None,
+        first: int | None = 50,
+        message_tree_id: UUID | None = None,
+    ) -> StateTransitionConnection:
+        page: LogPage = await log.transition_feed(
+            info.context,
+            after,
+            info.context.limits.default_page_size if first is None else first,
+            message_tree_id,
+        )
+        return page  # type: ignore[return-value]
+
+    @strawberry.field(description="Per language: waiting, growing, the cap and free slots.")
+    async def lottery_status(self, info: Info, lang: str | None = None) -> list[LotteryStatus]:
+        return await lottery.lottery_status(info.context, lang)  # type: ignore[return-value]
 
     @strawberry.field(description="The states and the transition table.")
     def state_machine(self) -> StateMachine:

@@ -8,7 +8,7 @@ outside the DataLoaders.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import cast
+from typing import TYPE_CHECKING, Annotated, cast
 from uuid import UUID
 
 import strawberry
@@ -17,7 +17,11 @@ from domain import states as domain_states
 from domain import transitions as domain_transitions
 from domain.values import TreeState
 from resolvers.context import Context
+from resolvers.log import tree_transitions
 from schema.enums import Guard, Operation, Role, State
+
+if TYPE_CHECKING:
+    from schema.log_types import StateTransition
 
 Info = strawberry.Info[Context, None]
 
@@ -57,6 +61,15 @@ async def _root_message(root: strawberry.Parent[TreeState], info: Info) -> Messa
     return cast("Message | None", message)
 
 
+async def _transitions(
+    root: strawberry.Parent[TreeState], info: Info, first: int | None = 20
+) -> list[Annotated[StateTransition, strawberry.lazy("schema.log_types")]]:
+    entries = await tree_transitions(
+        info.context, root.message_tree_id, 20 if first is None else first
+    )
+    return cast("list[StateTransition]", entries)
+
+
 async def _message_count(root: strawberry.Parent[TreeState], info: Info) -> int:
     return await info.context.loaders.message_count.load(root.message_tree_id)
 
@@ -90,6 +103,12 @@ class MessageTreeState:
     )
     message_count: int = strawberry.field(
         resolver=_message_count, description="Non-deleted messages in the tree. Batched per page."
+    )
+    transitions: list[Annotated[StateTransition, strawberry.lazy("schema.log_types")]] = (
+        strawberry.field(
+            resolver=_transitions,
+            description="This tree's transition log, newest first. Batched per page.",
+        )
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from db.engine import PoolOptions, normalize_url
+from domain.transitions import Role
 from gql.settings import Settings
 
 
@@ -35,8 +36,15 @@ def test_defaults() -> None:
         "db_statement_timeout_ms": 15_000,
         "ready_timeout": 2.0,
         "log_level": "info",
+        "anonymous_role": None,
+        "max_active_trees": 10,
+        "max_activate": 100,
+        "idempotency_ttl_hours": 24.0,
+        "lottery_seed": None,
     }
     assert settings.graphiql_enabled is True
+    assert settings.anonymous is Role.READER
+    assert settings.write_policy.max_active_trees == 10
     assert settings.pool == PoolOptions(
         size=10, max_overflow=10, timeout=5.0, statement_timeout_ms=15_000
     )
@@ -176,3 +184,28 @@ def test_lowering_only_the_maximum_from_the_environment(monkeypatch: pytest.Monk
     monkeypatch.setenv("TREEGATE_MAX_PAGE_SIZE", "20")
     settings = Settings()
     assert (settings.max_page_size, settings.default_page_size) == (20, 20)
+
+
+@pytest.mark.parametrize(
+    ("env", "configured", "expected"),
+    [
+        ("development", None, Role.READER),
+        ("production", None, None),
+        ("production", "reader", Role.READER),
+        ("development", "none", None),
+        ("development", "operator", Role.OPERATOR),
+    ],
+)
+def test_anonymous_role(
+    env: str, configured: str | None, expected: Role | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TREEGATE_ENV", env)
+    if configured is not None:
+        monkeypatch.setenv("TREEGATE_ANONYMOUS_ROLE", configured)
+    assert Settings().anonymous is expected
+
+
+def test_lottery_seed_makes_the_random_source_reproducible() -> None:
+    first = Settings(lottery_seed=7).write_policy.rng
+    second = Settings(lottery_seed=7).write_policy.rng
+    assert [first.random() for _ in range(5)] == [second.random() for _ in range(5)]

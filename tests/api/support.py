@@ -282,7 +282,10 @@ def count_statements(app: Starlette) -> Iterator[list[str]]:
     sync_engine = app.state.engine.sync_engine
 
     def listener(*args: Any) -> None:
-        statements.append(str(args[2]))
+        statement = str(args[2])
+        # Transaction control (SQLite's explicit BEGIN) is not a query.
+        if statement.split(None, 1)[0].upper() not in {"BEGIN", "COMMIT", "ROLLBACK"}:
+            statements.append(statement)
 
     event.listen(sync_engine, "before_cursor_execute", listener)
     try:

@@ -1,0 +1,76 @@
+"""Idempotency keys, `treegate_idempotency`: the first result of a mutation, per caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.tables import idempotency
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A key already used: by which operation and input, and what it returned."""
+
+    operation: str
+    request_hash: str
+    result: dict[str, Any] | None
+
+
+async def claim(
+    conn: AsyncConnection,
+    *,
+    scope: str,
+    key: str,
+    operation: str,
+    request_hash: str,
+    now: datetime,
+    expires_at: datetime,
+) -> Recorded | None:
+    """Take the key for this transaction; None if it was free, else what it recorded.
+
+    A concurrent transaction holding the same key makes this wait (the primary key's
+    uniqueness check) until it commits or rolls back, so one key has one effect.
+    """
+    same = and_(idempotency.c.scope == scope, idempotency.c.key == key)
+    await conn.execute(delete(idempotency).where(same, idempotency.c.expires_at <= now))
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(idempotency)
+        .values(
+            scope=scope,
+            key=key,
+            operation=operation,
+            request_hash=request_hash,
+            created_at=now,
+            expires_at=expires_at,
+        )
+        .on_conflict_do_nothing()
+    )
+    if (await conn.execute(statement)).rowcount == 1:
+        return None
+    row = (
+        await conn.execute(
+            select(idempotency.c.operation, idempotency.c.request_hash, idempotency.c.result).where(
+                same
+            )
+        )
+    ).one()
+    return Recorded(row.operation, row.request_hash, row.result)
+
+
+async def record(conn: AsyncConnection, *, scope: str, key: str, result: dict[str, Any]) -> None:
+    same = and_(idempotency.c.scope == scope, idempotency.c.key == key)
+    await conn.execute(update(idempotency).where(same).values(result=result))
+
+
+async def prune(conn: AsyncConnection, now: datetime) -> int:
+    """Delete expired keys; returns how many."""
+    result = await conn.execute(delete(idempotency).where(idempotency.c.expires_at <= now))
+    return int(result.rowcount)

@@ -1,0 +1,98 @@
+"""What the prompt lottery reads: growing counts, candidate authors and their prompts."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, and_, case, func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.selectable import Join
+
+from db.tables import message, user, user_stats
+from db.tables import message_tree_state as mts
+from domain.lottery import MONTH, Author
+from domain.states import State
+
+
+async def lock_language(conn: AsyncConnection, lang: str) -> None:
+    """Serialize draws of one language until the transaction ends, across processes.
+
+    PostgreSQL: a transaction-scoped advisory lock on the language. SQLite: the transaction
+    already holds the database's write lock (it began IMMEDIATE), so nothing more is needed.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"treegate.lottery:{lang}"},
+        )
+
+
+async def count_growing(conn: AsyncConnection, lang: str) -> int:
+    query = (
+        select(func.count())
+        .select_from(mts)
+        .where(mts.c.lang == lang, mts.c.state == State.GROWING.value)
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+def _candidates(lang: str) -> tuple[ColumnElement[bool], ...]:
+    """Waiting trees of the language whose root is accepted and not deleted, by an author who
+    is enabled and not deleted (Open-Assistant's candidates)."""
+    return (
+        mts.c.lang == lang,
+        mts.c.state == State.PROMPT_LOTTERY_WAITING.value,
+        message.c.deleted.is_not(True),
+        message.c.review_result.is_(True),
+        user.c.enabled.is_(True),
+        user.c.deleted.is_not(True),
+    )
+
+
+def _candidate_join() -> Join:
+    return mts.join(message, message.c.id == mts.c.message_tree_id).join(
+        user, user.c.id == message.c.user_id
+    )
+
+
+async def candidate_authors(conn: AsyncConnection, lang: str) -> list[Author]:
+    """Distinct authors of the candidates, with this month's `reply_ranked_1` (0 if missing)."""
+    joined = _candidate_join().outerjoin(
+        user_stats, and_(user_stats.c.user_id == user.c.id, user_stats.c.time_frame == MONTH)
+    )
+    query = (
+        select(user.c.id, func.coalesce(func.max(user_stats.c.reply_ranked_1), 0))
+        .select_from(joined)
+        .where(*_candidates(lang))
+        .group_by(user.c.id)
+    )
+    return [Author(user_id, int(ranked)) for user_id, ranked in await conn.execute(query)]
+
+
+async def author_prompts(conn: AsyncConnection, lang: str, user_id: UUID) -> list[UUID]:
+    """The author's candidate trees in the language."""
+    query = (
+        select(mts.c.message_tree_id)
+        .select_from(_candidate_join())
+        .where(*_candidates(lang), message.c.user_id == user_id)
+    )
+    return list((await conn.execute(query)).scalars())
+
+
+async def counts_by_language(conn: AsyncConnection, lang: str | None) -> dict[str, tuple[int, int]]:
+    """(waiting, growing) trees per language, in one statement."""
+    waiting = State.PROMPT_LOTTERY_WAITING.value
+    growing = State.GROWING.value
+    query = (
+        select(
+            mts.c.lang,
+            func.sum(case((mts.c.state == waiting, 1), else_=0)),
+            func.sum(case((mts.c.state == growing, 1), else_=0)),
+        )
+        .where(mts.c.state.in_([waiting, growing]))
+        .group_by(mts.c.lang)
+        .order_by(mts.c.lang)
+    )
+    if lang is not None:
+        query = query.where(mts.c.lang == lang)
+    return {row[0]: (int(row[1]), int(row[2])) for row in await conn.execute(query)}

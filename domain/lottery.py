@@ -1,0 +1,51 @@
+"""The prompt lottery draw, as Open-Assistant draws it (pure: the caller supplies the data)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+MONTH = "month"
+"""The `user_stats.time_frame` whose `reply_ranked_1` weights an author."""
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """An author with waiting prompts, and how many of their replies ranked first this month."""
+
+    user_id: UUID
+    reply_ranked_1: int
+
+    @property
+    def weight(self) -> int:
+        return max(self.reply_ranked_1, 0) + 1
+
+
+def pick_author(authors: Sequence[Author], rng: random.Random) -> Author:
+    """An author drawn with weight `reply_ranked_1 + 1`."""
+    if not authors:
+        raise ValueError("no authors to draw from")
+    ordered = sorted(authors, key=lambda a: a.user_id)  # the draw must not depend on row order
+    return rng.choices(ordered, weights=[a.weight for a in ordered], k=1)[0]
+
+
+def pick_prompt(tree_ids: Sequence[UUID], rng: random.Random) -> UUID:
+    """One of the author's waiting prompts, uniformly at random."""
+    if not tree_ids:
+        raise ValueError("no prompts to draw from")
+    return rng.choice(sorted(tree_ids))
+
+
+def shortfall_message(drawn: int, asked: int, growing: int, cap: int, candidates_left: bool) -> str:
+    """Says how many trees were drawn and, when fewer than asked, why."""
+    if drawn == asked:
+        return f"drew {drawn} of {asked} asked"
+    if growing >= cap:
+        why = f"the language has reached max_active_trees ({growing} of {cap} growing)"
+    elif not candidates_left:
+        why = "no more candidates (waiting prompts with an accepted root by an enabled author)"
+    else:
+        why = "other callers moved the candidates first"
+    return f"drew {drawn} of {asked} asked: {why}"

@@ -1,0 +1,41 @@
+"""Who is calling: the API key from `Authorization: Bearer` or `X-API-Key`, and its role."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db import keys
+from domain.outcomes import Identity
+from domain.transitions import Role
+
+
+class InvalidKey(Exception):
+    """A key was sent but is unknown or revoked."""
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key the request carries, if any (`Authorization: Bearer` wins over `X-API-Key`)."""
+    authorization = headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    key = headers.get("x-api-key", "").strip()
+    return key or None
+
+
+async def identify(
+    engine: AsyncEngine, headers: Mapping[str, str], anonymous: Role | None
+) -> Identity:
+    """The caller's identity; raises InvalidKey for a key that is unknown or revoked."""
+    key = presented_key(headers)
+    if key is None:
+        return Identity(None, anonymous)
+    if len(key) > 200:
+        raise InvalidKey
+    async with engine.connect() as conn:
+        found = await keys.find_active(conn, key)
+    if found is None:
+        raise InvalidKey
+    return Identity(found.name, found.role)

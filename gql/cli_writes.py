@@ -1,0 +1,206 @@
+"""`treegate keys`, `treegate lottery` and `treegate tree`: the write side at a shell.
+
+The lottery and tree commands run the same use cases as the mutations, as an admin whose
+actor in the log is `cli:<user>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
+from uuid import UUID
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db import keys as key_store
+from db.engine import create_engine, write_transaction
+from domain.codec import encode_outcome
+from domain.outcomes import (
+    Identity,
+    LotteryDrawn,
+    LotteryOutcome,
+    TransitionApplied,
+    TransitionOutcome,
+)
+from domain.states import State
+from domain.transitions import Operation, Role
+from gql.settings import Settings
+from resolvers import lottery, transitions
+from resolvers.context import Context, Limits
+from resolvers.transitions import TransitionRequest
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+lottery_app = typer.Typer(help="The prompt lottery.", no_args_is_help=True)
+tree_app = typer.Typer(help="Halt, resume or transition one tree.", no_args_is_help=True)
+
+T = TypeVar("T")
+KEY_PREFIX = "tg_"
+
+
+def _run(work: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
+    settings = Settings()
+
+    async def main() -> T:
+        engine = create_engine(settings.database_url, settings.pool)
+        try:
+            return await work(engine, settings)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+@keys_app.command("create")
+def create_key(
+    name: Annotated[str, typer.Option(help="The key's name: the actor in the transition log.")],
+    role: Annotated[str, typer.Option(help="reader, operator, moderator or admin.")] = "reader",
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Delete an existing key of this name first.")
+    ] = False,
+) -> None:
+    """Create a key and print it. It is shown only this once; only its hash is stored."""
+    try:
+        chosen = Role[role.upper()]
+    except KeyError:
+        raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from None
+    if not 1 <= len(name) <= 128:
+        raise typer.BadParameter("1 to 128 characters", param_hint="--name")
+    key = new_key()
+
+    async def work(engine: AsyncEngine, _settings: Settings) -> bool:
+        async with write_transaction(engine) as conn:
+            if await key_store.get(conn, name) is not None:
+                if not replace:
+                    return False
+                await key_store.remove(conn, name)
+            await key_store.insert(conn, name, chosen, key, datetime.now(UTC))
+        return True
+
+    if not _run(work):
+        typer.echo(f"a key named {name!r} exists: pick another name or pass --replace", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"created key {name!r} with role {chosen.name.lower()}; it is shown only once:")
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def list_keys() -> None:
+    """List keys: name, role, prefix, created, revoked."""
+
+    async def work(engine: AsyncEngine, _settings: Settings) -> list[key_store.ApiKey]:
+        async with engine.connect() as conn:
+            return await key_store.all_keys(conn)
+
+    found = _run(work)
+    if not found:
+        typer.echo("no API keys")
+        return
+    for k in found:
+        revoked = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+        typer.echo(
+            f"{k.name}\t{k.role.name.lower()}\t{k.prefix}…\t"
+            f"created {k.created_at:%Y-%m-%d %H:%M}\t{revoked}"
+        )
+
+
+@keys_app.command("revoke")
+def revoke_key(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke a key: requests carrying it are refused from now on."""
+
+    async def work(engine: AsyncEngine, _settings: Settings) -> bool:
+        async with write_transaction(engine) as conn:
+            return await key_store.revoke(conn, name, datetime.now(UTC))
+
+    if not _run(work):
+        typer.echo(f"no active key named {name!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {name!r}")
+
+
+def _cli_context(engine: AsyncEngine, settings: Settings) -> Context:
+    return Context.create(
+        engine,
+        Limits(max_page_size=settings.max_page_size, default_page_size=settings.default_page_size),
+        "cli",
+        identity=Identity(f"cli:{getpass.getuser()}", Role.ADMIN),
+        policy=settings.write_policy,
+    )
+
+
+def _report(outcome: TransitionOutcome | LotteryOutcome) -> None:
+    typer.echo(json.dumps(encode_outcome(outcome), indent=2))
+    if not isinstance(outcome, TransitionApplied | LotteryDrawn):
+        raise typer.Exit(1)
+
+
+@lottery_app.command("draw")
+def draw(
+    lang: Annotated[str, typer.Option(help="The language to draw for, e.g. en.")],
+    max_activate: Annotated[int, typer.Option("--max", min=1, help="Trees to activate.")] = 1,
+) -> None:
+    """Draw waiting prompts into growing, as drawPromptLottery does."""
+
+    async def work(engine: AsyncEngine, settings: Settings) -> LotteryOutcome:
+        ctx = _cli_context(engine, settings)
+        try:
+            return await lottery.draw_prompt_lottery(ctx, lang, max_activate, None)
+        finally:
+            await ctx.close()
+
+    _report(_run(work))
+
+
+def _tree_command(
+    operation: Operation, tree_id: UUID, reason: str | None, target: State | None
+) -> None:
+    async def work(engine: AsyncEngine, settings: Settings) -> TransitionOutcome:
+        ctx = _cli_context(engine, settings)
+        try:
+            request = TransitionRequest(tree_id, operation, target=target, reason=reason)
+            return await transitions.transition_tree(ctx, request)
+        finally:
+            await ctx.close()
+
+    _report(_run(work))
+
+
+Reason = Annotated[str | None, typer.Option(help="Recorded in the transition log.")]
+
+
+@tree_app.command("halt")
+def halt(tree_id: UUID, reason: Reason = None) -> None:
+    """Halt a tree (as haltTree)."""
+    _tree_command(Operation.HALT_TREE, tree_id, reason, None)
+
+
+@tree_app.command("resume")
+def resume(tree_id: UUID, reason: Reason = None) -> None:
+    """Resume a halted tree (as resumeTree)."""
+    _tree_command(Operation.RESUME_TREE, tree_id, reason, None)
+
+
+@tree_app.command("transition")
+def transition(
+    tree_id: UUID,
+    to: Annotated[str, typer.Option(help="The target state, e.g. ranking.")],
+    reason: Reason = None,
+) -> None:
+    """Move a tree along the transition table (as transitionTree)."""
+    try:
+        target = State(to.lower())
+    except ValueError:
+        names = ", ".join(s.value for s in State)
+        raise typer.BadParameter(
+            f"unknown state {to!r}; one of {names}", param_hint="--to"
+        ) from None
+    _tree_command(Operation.TRANSITION_TREE, tree_id, reason, target)

@@ -1,0 +1,79 @@
+"""Reading the transition log: per tree (batched) and as a feed dashboards poll."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from uuid import UUID
+
+from db import log
+from domain.errors import InvalidInput
+from domain.outcomes import StateTransition
+from resolvers.context import Context
+from resolvers.pagination import check_first
+
+_PREFIX = "log:"
+
+
+def encode_log_cursor(sequence: int) -> str:
+    return base64.urlsafe_b64encode(f"{_PREFIX}{sequence}".encode()).decode().rstrip("=")
+
+
+def decode_log_cursor(cursor: str) -> int:
+    try:
+        if len(cursor) > 64:
+            raise ValueError("too long")
+        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii"))
+        text = raw.decode()
+        if not text.startswith(_PREFIX):
+            raise ValueError("not a log cursor")
+        sequence = int(text.removeprefix(_PREFIX))
+        if sequence < 0:
+            raise ValueError("negative")
+    except (ValueError, UnicodeError, binascii.Error):
+        raise InvalidInput("after", "`after` is not a valid transition log cursor") from None
+    return sequence
+
+
+@dataclass(frozen=True, slots=True)
+class LogEdge:
+    node: StateTransition
+    cursor: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogPage:
+    edges: tuple[LogEdge, ...]
+    has_next_page: bool
+    has_previous_page: bool
+    end_cursor: str | None
+    """The last row's cursor, or (on an empty page) the cursor to poll from next time."""
+
+    @property
+    def start_cursor(self) -> str | None:
+        return self.edges[0].cursor if self.edges else None
+
+
+async def transition_feed(
+    ctx: Context, after: str | None, first: int, tree_id: UUID | None
+) -> LogPage:
+    """Log rows after the cursor, oldest first. An empty page keeps the cursor for the next poll."""
+    check_first(first, ctx.limits.max_page_size)
+    position = 0 if after is None else decode_log_cursor(after)
+    async with ctx.db.use() as conn:
+        rows = await log.feed(conn, after=position, limit=first + 1, tree_id=tree_id)
+    page = rows[:first]
+    edges = tuple(LogEdge(row, encode_log_cursor(row.sequence)) for row in page)
+    return LogPage(
+        edges=edges,
+        has_next_page=len(rows) > first,
+        has_previous_page=position > 0,
+        end_cursor=edges[-1].cursor if edges else (after if after is not None else None),
+    )
+
+
+async def tree_transitions(ctx: Context, tree_id: UUID, first: int) -> list[StateTransition]:
+    """The tree's newest `first` log rows, newest first (batched across a page of trees)."""
+    check_first(first, ctx.limits.max_page_size)
+    return await ctx.loaders.transitions(first).load(tree_id)

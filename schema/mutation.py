@@ -1,0 +1,85 @@
+"""The Mutation root: thin fields that call the use cases."""
+
+from __future__ import annotations
+
+import strawberry
+
+from domain.transitions import Operation
+from resolvers import lottery, transitions
+from resolvers.transitions import TransitionRequest
+from schema.mutation_types import (
+    DrawPromptLotteryInput,
+    DrawPromptLotteryResult,
+    HaltTreeInput,
+    ResumeTreeInput,
+    TransitionResult,
+    TransitionTreeInput,
+    render_lottery,
+    render_transition,
+)
+from schema.types import Info
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Move a tree along the transition table (role operator).")
+    async def transition_tree(self, info: Info, input: TransitionTreeInput) -> TransitionResult:
+        outcome = await transitions.transition_tree(
+            info.context,
+            TransitionRequest(
+                tree_id=input.message_tree_id,
+                operation=Operation.TRANSITION_TREE,
+                target=input.to,
+                expected=input.expected_state,
+                reason=input.reason,
+                idempotency_key=input.idempotency_key,
+            ),
+        )
+        return render_transition(outcome)
+
+    @strawberry.mutation(
+        description="Halt a tree (role moderator). Halting a halted tree changes nothing."
+    )
+    async def halt_tree(self, info: Info, input: HaltTreeInput) -> TransitionResult:
+        outcome = await transitions.transition_tree(
+            info.context,
+            TransitionRequest(
+                tree_id=input.message_tree_id,
+                operation=Operation.HALT_TREE,
+                reason=input.reason,
+                idempotency_key=input.idempotency_key,
+            ),
+        )
+        return render_transition(outcome)
+
+    @strawberry.mutation(
+        description=(
+            "Resume a halted tree (role moderator): to GROWING if it won the lottery before, "
+            "else to INITIAL_PROMPT_REVIEW."
+        )
+    )
+    async def resume_tree(self, info: Info, input: ResumeTreeInput) -> TransitionResult:
+        outcome = await transitions.transition_tree(
+            info.context,
+            TransitionRequest(
+                tree_id=input.message_tree_id,
+                operation=Operation.RESUME_TREE,
+                reason=input.reason,
+                idempotency_key=input.idempotency_key,
+            ),
+        )
+        return render_transition(outcome)
+
+    @strawberry.mutation(
+        description="Draw waiting prompts of a language into GROWING (role operator)."
+    )
+    async def draw_prompt_lottery(
+        self, info: Info, input: DrawPromptLotteryInput
+    ) -> DrawPromptLotteryResult:
+        outcome = await lottery.draw_prompt_lottery(
+            info.context,
+            input.lang,
+            1 if input.max_activate is None else input.max_activate,
+            input.idempotency_key,
+        )
+        return render_lottery(outcome)

@@ -1,0 +1,78 @@
+"""The real `treegate` commands, as `make run` runs them: shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+TREEGATE = str(Path(sys.executable).with_name("treegate"))
+SEEDED_TREES = 200
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without any `TREEGATE_*` setting."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TREEGATE_")}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TREEGATE, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def migrate_and_seed(env: dict[str, str], trees: int = SEEDED_TREES) -> None:
+    """`treegate migrate`, then `treegate seed --if-empty`, on an empty database."""
+    migrated = run_cli(env, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    seeded = run_cli(env, "seed", "--trees", str(trees), "--if-empty")
+    assert seeded.returncode == 0, seeded.stderr
+    assert f"seeded {trees} trees" in seeded.stdout
+
+
+@contextmanager
+def serving(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """`treegate serve` on a free port until ready; yields the base URL, then stops it cleanly."""
+    port = free_port()
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [TREEGATE, "serve", "--port", str(port)], env=env, stdout=log, stderr=log
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready in 30 s"
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            # uvicorn shuts down gracefully, then re-raises the signal it caught.
+            assert process.wait(timeout=15) in (0, -signal.SIGTERM)
+            assert "Application shutdown complete" in log_path.read_text()
+        finally:
+            if process.poll() is None:
+                process.kill()
+            log.close()

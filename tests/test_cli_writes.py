@@ -1,0 +1,141 @@
+"""`treegate keys`, `treegate lottery` and `treegate tree`, on an SQLite file.
+
+CliRunner runs each command's own `asyncio.run`, so these tests are plain functions.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from gql.cli import app
+
+
+@pytest.fixture
+def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "cli.db"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TREEGATE_DATABASE_URL", f"sqlite:///{path}")
+    assert run("migrate").exit_code == 0
+    return path
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def query(path: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def test_keys_create_shows_the_key_once_and_stores_its_hash(db_file: Path) -> None:
+    result = run("keys", "create", "--name", "ops", "--role", "operator")
+    assert result.exit_code == 0, result.output
+    key = result.output.strip().splitlines()[-1]
+    assert key.startswith("tg_")
+    assert len(key) > 40
+    rows = query(db_file, "SELECT name, role, key_hash, revoked_at FROM treegate_api_key")
+    assert rows == [("ops", "OPERATOR", hashlib.sha256(key.encode()).hexdigest(), None)]
+    assert key not in str(query(db_file, "SELECT * FROM treegate_api_key"))
+    listed = run("keys", "list")
+    assert listed.exit_code == 0
+    assert "ops\toperator\t" in listed.output
+    assert key not in listed.output
+
+
+def test_keys_names_are_unique_unless_replaced(db_file: Path) -> None:
+    first = run("keys", "create", "--name", "dev", "--role", "admin").output.splitlines()[-1]
+    again = run("keys", "create", "--name", "dev", "--role", "admin")
+    assert again.exit_code == 1
+    assert "exists" in again.output
+    replaced = run("keys", "create", "--name", "dev", "--role", "admin", "--replace")
+    assert replaced.exit_code == 0
+    second = replaced.output.splitlines()[-1]
+    assert second != first
+    (stored,) = query(db_file, "SELECT key_hash FROM treegate_api_key WHERE name = 'dev'")
+    assert stored == (hashlib.sha256(second.encode()).hexdigest(),)
+
+
+def test_keys_revoke(db_file: Path) -> None:
+    run("keys", "create", "--name", "temp")
+    result = run("keys", "revoke", "temp")
+    assert result.exit_code == 0, result.output
+    (revoked,) = query(db_file, "SELECT revoked_at FROM treegate_api_key WHERE name = 'temp'")
+    assert revoked[0] is not None
+    assert "revoked" in run("keys", "list").output
+    assert run("keys", "revoke", "temp").exit_code == 1
+    assert run("keys", "revoke", "nobody").exit_code == 1
+
+
+def test_keys_refuse_an_unknown_role(db_file: Path) -> None:
+    result = run("keys", "create", "--name", "x", "--role", "root")
+    assert result.exit_code != 0
+    assert query(db_file, "SELECT count(*) FROM treegate_api_key") == [(0,)]
+
+
+def test_lottery_draw_and_tree_commands_log_the_cli_actor(db_file: Path) -> None:
+    assert run("seed", "--trees", "300", "--seed", "5").exit_code == 0
+    (lang, growing), *_ = query(
+        db_file,
+        "SELECT lang, sum(state = 'growing') AS g FROM message_tree_state "
+        "WHERE state IN ('growing', 'prompt_lottery_waiting') GROUP BY lang "
+        "HAVING sum(state = 'prompt_lottery_waiting') >= 2 ORDER BY g LIMIT 1",
+    )
+    assert growing < 10, "the seed should leave a language below the cap"
+
+    drawn = run("lottery", "draw", "--lang", lang, "--max", "1")
+    assert drawn.exit_code == 0, drawn.output
+    outcome = json.loads(drawn.output)
+    assert outcome["kind"] == "drawn"
+    assert len(outcome["drawn"]) == 1
+    tree_id = outcome["drawn"][0]["message_tree_id"]
+    hex_id = tree_id.replace("-", "")
+    assert query(
+        db_file, "SELECT state FROM message_tree_state WHERE message_tree_id = ?", hex_id
+    ) == [("growing",)]
+
+    assert run("tree", "halt", tree_id, "--reason", "checking").exit_code == 0
+    assert run("tree", "resume", tree_id).exit_code == 0
+    refused = run("tree", "transition", tree_id, "--to", "ready_for_export")
+    assert refused.exit_code == 1
+    assert json.loads(refused.output)["reason"] == "NOT_ALLOWED"
+
+    log = query(
+        db_file,
+        "SELECT from_state, to_state, operation, actor, reason FROM treegate_transition "
+        "WHERE message_tree_id = ? ORDER BY sequence",
+        hex_id,
+    )
+    actor = f"cli:{getpass.getuser()}"
+    assert log == [
+        (
+            "prompt_lottery_waiting",
+            "growing",
+            "drawPromptLottery",
+            actor,
+            f"drawn in the prompt lottery for {lang}",
+        ),
+        ("growing", "halted_by_moderator", "haltTree", actor, "checking"),
+        ("halted_by_moderator", "growing", "resumeTree", actor, None),
+    ]
+
+
+def test_tree_transition_refuses_an_unknown_state(db_file: Path) -> None:
+    result = run("tree", "transition", "00000000-0000-4000-8000-000000000000", "--to", "done")
+    assert result.exit_code != 0
+    assert "unknown state" in result.output
+
+
+def test_tree_command_on_a_missing_tree(db_file: Path) -> None:
+    result = run("tree", "halt", "00000000-0000-4000-8000-000000000000")
+    assert result.exit_code == 1
+    assert json.loads(result.output)["kind"] == "not_found"
