@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,12 @@ import httpx
 import pytest
 import typer.main
 
+from db import keys
 from db.seed import seed
+from domain.transitions import Role
 from gql.app import create_app
 from gql.cli import app as cli_app
+from gql.cli_writes import new_key
 from gql.docs import state_machine_markdown
 from gql.settings import Settings
 from tests.databases import migrated_engine, sqlite_url
@@ -39,16 +43,44 @@ def examples() -> list[tuple[str, Any]]:
 EXAMPLES = examples()
 
 
+WILDCARD = "…"
+
+
+def matches(actual: Any, expected: Any) -> bool:
+    """Equality, where the README's "…" stands for any value."""
+    if expected == WILDCARD:
+        return True
+    if isinstance(expected, dict):
+        return (
+            isinstance(actual, dict)
+            and actual.keys() == expected.keys()
+            and all(matches(actual[k], v) for k, v in expected.items())
+        )
+    if isinstance(expected, list):
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(expected)
+            and all(matches(a, e) for a, e in zip(actual, expected, strict=True))
+        )
+    return bool(actual == expected)
+
+
 @pytest.fixture(scope="module")
 async def demo_client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
-    """The data `make run` serves: 2,000 trees with seed 0, on SQLite."""
+    """The data `make run` serves: 2,000 trees with seed 0, on SQLite, and its dev-admin key."""
     url = sqlite_url(tmp_path_factory.mktemp("readme") / "demo.db")
+    key = new_key()
     async with migrated_engine(url) as engine:
         await seed(engine, 2000, 0)
+        async with engine.begin() as conn:
+            await keys.insert(conn, "dev-admin", Role.ADMIN, key, datetime.now(UTC))
     app = create_app(Settings(database_url=url.render_as_string()))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://readme") as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://readme", headers=headers
+        ) as client:
             yield client
 
 
@@ -64,7 +96,10 @@ async def test_readme_example(demo_client: httpx.AsyncClient, query: str, expect
     body = response.json()
     assert "errors" not in body, body
     if expected is not None:
-        assert body == expected
+        assert matches(body, expected), json.dumps(body, indent=1, ensure_ascii=False)
+    if "idempotencyKey" in query:
+        again = await demo_client.post("/graphql", json={"query": query})
+        assert again.json() == body, "an idempotent retry must return the first result"
 
 
 async def test_readme_next_page_cursor_works(demo_client: httpx.AsyncClient) -> None:
