@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -54,6 +56,7 @@ def create_engine(url: str | URL, pool: PoolOptions | None = None) -> AsyncEngin
         )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+        _SQLITE_WRITERS[engine.sync_engine] = _WriterQueue(timeout=pool.timeout)
         return engine
     return create_async_engine(
         parsed,
@@ -96,14 +99,64 @@ def _sqlite_on_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+class _WriterQueue:
+    """One process's SQLite writers, waiting in arrival order for their turn to BEGIN IMMEDIATE.
+
+    SQLite's busy handler makes a blocked writer sleep and retry, with sleeps growing to
+    100 ms. Writers that queued at the same moment retry in lockstep, so once many wait,
+    each hand-over of the write lock costs about 100 ms whatever the transaction's length:
+    fifty concurrent draws took 4-4.5 s of the 5 s busy_timeout, and eighty got "database is
+    locked". Queueing a process's writers on an asyncio lock first hands the lock over at
+    once; the busy handler is then left with writers of other processes only.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, _WriterQueue] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def _turn_to_write(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Wait (at most the pool timeout) until no other writer of this process runs (SQLite)."""
+    queue = _SQLITE_WRITERS.get(engine.sync_engine)
+    if queue is None:
+        yield
+        return
+    lock = queue.lock()
+    try:
+        async with asyncio.timeout(queue.timeout):
+            await lock.acquire()
+    except TimeoutError:
+        raise TimeoutError(
+            f"no turn to write to SQLite within {queue.timeout:g} s: too many writers"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 @asynccontextmanager
 async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection in a transaction meant to write: committed on success, rolled back on error.
 
-    On SQLite it holds the database's write lock from the start; on PostgreSQL it is an
-    ordinary READ COMMITTED transaction (writes there rely on compare-and-set and locks).
+    On SQLite it holds the database's write lock from the start, and the process's writers
+    take turns before asking for it (`_WriterQueue`); on PostgreSQL it is an ordinary READ
+    COMMITTED transaction (writes there rely on compare-and-set and locks).
     """
-    async with engine.connect() as conn:
+    async with _turn_to_write(engine), engine.connect() as conn:
         await conn.execution_options(**{WRITE_OPTION: True})
         async with conn.begin():
             yield conn

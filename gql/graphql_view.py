@@ -14,6 +14,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.types import ExecutionResult
 
+from domain.outcomes import Identity
 from domain.transitions import Role
 from gql.auth import InvalidKey, identify
 from gql.graphiql import localize
@@ -24,15 +25,16 @@ _CONTEXT_KEY = "treegate_context"
 _IDENTITY_KEY = "treegate_identity"
 
 
-async def _unauthenticated(scope: Scope, receive: Receive, send: Send) -> None:
+UNKNOWN_KEY = "the API key is unknown or revoked"
+KEY_NEEDED = (
+    "this server needs an API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
+)
+
+
+async def _unauthenticated(scope: Scope, receive: Receive, send: Send, message: str) -> None:
     body = {
         "data": None,
-        "errors": [
-            {
-                "message": "the API key is unknown or revoked",
-                "extensions": {"code": "UNAUTHENTICATED"},
-            }
-        ],
+        "errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}],
     }
     response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
     await response(scope, receive, send)
@@ -74,7 +76,8 @@ class GraphQLView(GraphQL[Context, None]):
             self.engine,
             self.limits,
             state.get("request_id", "-"),
-            identity=state.get(_IDENTITY_KEY),
+            # Never a default role: a request that was not identified gets the anonymous one.
+            identity=state.get(_IDENTITY_KEY) or Identity(None, self.anonymous),
             policy=self.policy,
         )
         context.extras["request"] = request
@@ -92,12 +95,21 @@ class GraphQLView(GraphQL[Context, None]):
             result.errors = [classify(error, request_id) for error in result.errors]
         return process_result(result)
 
+    def _asks_for_ide(self, scope: Scope) -> bool:
+        return self.should_render_graphql_ide(self.request_adapter_class(Request(scope)))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             try:
                 identity = await identify(self.engine, Headers(scope=scope), self.anonymous)
             except InvalidKey:
-                await _unauthenticated(scope, receive, send)
+                await _unauthenticated(scope, receive, send, UNKNOWN_KEY)
+                return
+            # Every query needs the reader role: a caller without it (anonymous in production)
+            # is answered before anything runs. Only the GraphiQL page itself (or its 404)
+            # is served without a key; its requests then carry one.
+            if not identity.allows(Role.READER) and not self._asks_for_ide(scope):
+                await _unauthenticated(scope, receive, send, KEY_NEEDED)
                 return
             scope.setdefault("state", {})[_IDENTITY_KEY] = identity
         try:

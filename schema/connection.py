@@ -20,12 +20,7 @@ def _nodes(root: strawberry.Parent[TreePage]) -> list[MessageTreeState]:
 
 
 def _page_info(root: strawberry.Parent[TreePage]) -> PageInfo:
-    return PageInfo(
-        has_next_page=root.has_next_page,
-        has_previous_page=root.has_previous_page,
-        start_cursor=root.start_cursor,
-        end_cursor=root.end_cursor,
-    )
+    return cast(PageInfo, root)  # a page has PageInfo's four attributes
 
 
 async def _total_count(root: strawberry.Parent[TreePage], info: Info) -> int:

@@ -49,12 +49,7 @@ def _log_nodes(root: strawberry.Parent[LogPage]) -> list[StateTransition]:
 
 
 def _log_page_info(root: strawberry.Parent[LogPage]) -> PageInfo:
-    return PageInfo(
-        has_next_page=root.has_next_page,
-        has_previous_page=root.has_previous_page,
-        start_cursor=root.start_cursor,
-        end_cursor=root.end_cursor,
-    )
+    return cast(PageInfo, root)  # a page has PageInfo's four attributes
 
 
 @strawberry.type(

@@ -20,37 +20,33 @@ from schema.mutation_types import (
 from schema.types import Info
 
 
+async def _change(
+    info: Info,
+    operation: Operation,
+    input: TransitionTreeInput | HaltTreeInput | ResumeTreeInput,
+) -> TransitionResult:
+    request = TransitionRequest(
+        tree_id=input.message_tree_id,
+        operation=operation,
+        target=input.to if isinstance(input, TransitionTreeInput) else None,
+        expected=input.expected_state if isinstance(input, TransitionTreeInput) else None,
+        reason=input.reason,
+        idempotency_key=input.idempotency_key,
+    )
+    return render_transition(await transitions.transition_tree(info.context, request))
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Move a tree along the transition table (role operator).")
     async def transition_tree(self, info: Info, input: TransitionTreeInput) -> TransitionResult:
-        outcome = await transitions.transition_tree(
-            info.context,
-            TransitionRequest(
-                tree_id=input.message_tree_id,
-                operation=Operation.TRANSITION_TREE,
-                target=input.to,
-                expected=input.expected_state,
-                reason=input.reason,
-                idempotency_key=input.idempotency_key,
-            ),
-        )
-        return render_transition(outcome)
+        return await _change(info, Operation.TRANSITION_TREE, input)
 
     @strawberry.mutation(
         description="Halt a tree (role moderator). Halting a halted tree changes nothing."
     )
     async def halt_tree(self, info: Info, input: HaltTreeInput) -> TransitionResult:
-        outcome = await transitions.transition_tree(
-            info.context,
-            TransitionRequest(
-                tree_id=input.message_tree_id,
-                operation=Operation.HALT_TREE,
-                reason=input.reason,
-                idempotency_key=input.idempotency_key,
-            ),
-        )
-        return render_transition(outcome)
+        return await _change(info, Operation.HALT_TREE, input)
 
     @strawberry.mutation(
         description=(
@@ -59,16 +55,7 @@ class Mutation:
         )
     )
     async def resume_tree(self, info: Info, input: ResumeTreeInput) -> TransitionResult:
-        outcome = await transitions.transition_tree(
-            info.context,
-            TransitionRequest(
-                tree_id=input.message_tree_id,
-                operation=Operation.RESUME_TREE,
-                reason=input.reason,
-                idempotency_key=input.idempotency_key,
-            ),
-        )
-        return render_transition(outcome)
+        return await _change(info, Operation.RESUME_TREE, input)
 
     @strawberry.mutation(
         description="Draw waiting prompts of a language into GROWING (role operator)."

@@ -115,7 +115,12 @@ class Query:
         )
         return page  # type: ignore[return-value]
 
-    @strawberry.field(description="Per language: waiting, growing, the cap and free slots.")
+    @strawberry.field(
+        description=(
+            "Per language: waiting, growing, the cap and free slots. Without `lang`, every "
+            "language that has waiting or growing trees; with it, that language (zeros if none)."
+        )
+    )
     async def lottery_status(self, info: Info, lang: str | None = None) -> list[LotteryStatus]:
         return await lottery.lottery_status(info.context, lang)  # type: ignore[return-value]
 

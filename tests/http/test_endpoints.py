@@ -94,6 +94,10 @@ async def test_no_graphiql_when_disabled(tmp_path: Path, fields: dict[str, Any])
         query = await client.get("/graphql", params={"query": STATE_MACHINE_QUERY})
     assert response.status_code == 404
     assert "graphiql" not in response.text.lower()
+    if fields.get("env") == "production":
+        # No anonymous access in production: queries need a key (tests/mutations/test_roles.py).
+        assert query.status_code == 401
+        return
     assert query.status_code == 200
     assert "errors" not in query.json()
 
