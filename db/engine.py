@@ -95,7 +95,10 @@ def _sqlite_on_begin(connection: Connection) -> None:
     # A write transaction takes SQLite's write lock when it begins, so that what it reads
     # cannot change before it writes, across connections and processes alike (busy_timeout
     # makes the others wait). Read transactions stay deferred and never block writers (WAL).
-    write = connection.get_execution_options().get(WRITE_OPTION, False)
+    options = connection.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return  # statement by statement, as the caller asked
+    write = options.get(WRITE_OPTION, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 

@@ -25,7 +25,10 @@ class RequestConnection:
     async def use(self) -> AsyncIterator[AsyncConnection]:
         async with self._lock:
             if self._connection is None:
-                self._connection = await self._engine.connect()
+                connection = await self._engine.connect()
+                # Reads run statement by statement: no BEGIN/ROLLBACK round trips around them.
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                self._connection = connection
             yield self._connection
 
     async def close(self) -> None:
