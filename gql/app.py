@@ -36,8 +36,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI app; settings come from the environment unless given."""
     settings = settings or Settings()
     engine = create_engine(settings.database_url, settings.pool)
+    schema = build_schema()
+    schema.fast_path_enabled = settings.compiled_reads
     view = GraphQLView(
-        build_schema(),
+        schema,
         engine,
         Limits(max_page_size=settings.max_page_size, default_page_size=settings.default_page_size),
         graphiql=settings.graphiql_enabled,
@@ -86,5 +88,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.engine = engine
+    app.state.schema = schema
     app.state.settings = settings
     return app

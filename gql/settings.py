@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: float = Field(
         24.0, gt=0, description="How long an idempotency key is remembered."
     )
+    compiled_reads: bool = Field(
+        True, description="Serve known read documents through the compiled path (schema/fast)."
+    )
     lottery_seed: int | None = Field(
         None, description="Seed the lottery's random source (tests, demos)."
     )

@@ -89,7 +89,7 @@ class Context:
 
     async def after_write(self) -> None:
         """Reads after a committed write must see it: drop the read snapshot and caches."""
-        await self.db.close()
+        await self.db.reset()
         self.loaders = Loaders(self.db)
 
     async def close(self) -> None:

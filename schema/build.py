@@ -2,18 +2,62 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionResult
 from strawberry.types.execution import ExecutionContext
+from strawberry.types.graphql import OperationType
 
+from resolvers.context import Context
 from schema.errors import ErrorCodes
+from schema.fast.run import FastPath
 from schema.mutation import Mutation
 from schema.query import Query
 
 
 class TreegateSchema(strawberry.Schema):
+    """Strawberry's schema, with the compiled read path in front of its execution."""
+
+    fast_path_enabled: bool = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast_path = FastPath(self._schema)
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        if self.fast_path_enabled and query is not None and isinstance(context_value, Context):
+            plan = self.fast_path.plan(query)
+            if plan is not None and operation_name in (None, plan.operation_name):
+                try:
+                    data = await self.fast_path.run(plan, context_value, variable_values)
+                except Exception:  # the full path answers, errors included
+                    pass
+                else:
+                    return ExecutionResult(data=data, errors=None)
+        return await super().execute(
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            allowed_operation_types=allowed_operation_types,
+            operation_extensions=operation_extensions,
+        )
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:

@@ -41,6 +41,7 @@ def test_defaults() -> None:
         "max_activate": 100,
         "idempotency_ttl_hours": 24.0,
         "lottery_seed": None,
+        "compiled_reads": True,
     }
     assert settings.graphiql_enabled is True
     assert settings.anonymous is Role.READER

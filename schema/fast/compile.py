@@ -1,0 +1,328 @@
+"""Compile a validated query document into a `Plan`, or say it needs the full path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    parse,
+    validate,
+)
+from graphql.execution.values import VariableValues, get_argument_values
+
+from domain import states, transitions
+from domain.values import TreeFilter, TreeOrder, TreeState
+from resolvers import trees
+from resolvers.context import Context
+from resolvers.trees import TreePage
+from schema.fast.plan import (
+    Aux,
+    Field,
+    Plan,
+    RootField,
+    Unsupported,
+    date_value,
+    enum_value,
+    plain,
+    uuid_value,
+    write_object,
+)
+from schema.inputs import MessageTreeStateFilter
+
+ROOT = "root_messages"
+
+_MESSAGE_SCALARS: dict[str, tuple[str, Callable[[Any], Any], bool]] = {
+    # GraphQL name: (attribute, writer, nullable)
+    "id": ("id", uuid_value, False),
+    "parentId": ("parent_id", uuid_value, True),
+    "messageTreeId": ("message_tree_id", uuid_value, False),
+    "userId": ("user_id", uuid_value, True),
+    "role": ("role", plain, False),
+    "lang": ("lang", plain, False),
+    "text": ("text", plain, True),
+    "createdDate": ("created_date", date_value, True),
+    "depth": ("depth", plain, False),
+    "deleted": ("deleted", plain, False),
+    "reviewCount": ("review_count", plain, False),
+    "reviewResult": ("review_result", plain, True),
+    "rank": ("rank", plain, True),
+    "synthetic": ("synthetic", plain, False),
+    "modelName": ("model_name", plain, True),
+}
+_TREE_SCALARS: dict[str, tuple[str, Callable[[Any], Any], bool]] = {
+    "messageTreeId": ("message_tree_id", uuid_value, False),
+    "goalTreeSize": ("goal_tree_size", plain, False),
+    "maxDepth": ("max_depth", plain, False),
+    "maxChildrenCount": ("max_children_count", plain, False),
+    "state": ("state", enum_value, False),
+    "active": ("active", plain, False),
+    "origin": ("origin", plain, True),
+    "wonPromptLotteryDate": ("won_prompt_lottery_date", date_value, True),
+    "lang": ("lang", plain, False),
+}
+_COUNT_SCALARS: dict[str, tuple[str, Callable[[Any], Any], bool]] = {
+    "state": ("state", enum_value, True),
+    "lang": ("lang", plain, True),
+    "active": ("active", plain, True),
+    "count": ("count", plain, False),
+}
+_PAGE_INFO: dict[str, tuple[str, Callable[[Any], Any], bool]] = {
+    "hasNextPage": ("has_next_page", plain, False),
+    "hasPreviousPage": ("has_previous_page", plain, False),
+    "startCursor": ("start_cursor", plain, True),
+    "endCursor": ("end_cursor", plain, True),
+}
+
+
+def compile_document(schema: GraphQLSchema, source: str) -> Plan | None:
+    """The plan for `source`, or None when it needs the full execution path."""
+    try:
+        document = parse(source)
+        if validate(schema, document):
+            return None
+        return _compile(schema, document)
+    except Unsupported:
+        return None
+    except Exception:  # anything odd about the document: the full path handles it
+        return None
+
+
+def _compile(schema: GraphQLSchema, document: DocumentNode) -> Plan:
+    if len(document.definitions) != 1:
+        raise Unsupported("several definitions")
+    operation = document.definitions[0]
+    if not isinstance(operation, OperationDefinitionNode):
+        raise Unsupported("not an operation")
+    if operation.operation is not OperationType.QUERY or operation.directives:
+        raise Unsupported("not a plain query")
+    query_type = schema.query_type
+    assert query_type is not None
+    roots = []
+    for node in _fields(operation.selection_set):
+        name = node.name.value
+        if name == "__typename":
+            roots.append(RootField(_key(node), _constant("Query")))
+        elif name == "messageTreeState":
+            roots.append(RootField(_key(node), _tree_root(query_type.fields[name], node)))
+        elif name == "messageTreeStates":
+            roots.append(RootField(_key(node), _page_root(query_type.fields[name], node)))
+        elif name == "treeStateCounts":
+            roots.append(RootField(_key(node), _counts_root(query_type.fields[name], node)))
+        else:
+            raise Unsupported(name)
+    return Plan(
+        operation_name=operation.name.value if operation.name else None,
+        variable_definitions=operation.variable_definitions,
+        roots=tuple(roots),
+    )
+
+
+def _fields(selection_set: SelectionSetNode | None) -> list[FieldNode]:
+    """The selection's fields; fragments, directives and repeated keys need the full path."""
+    if selection_set is None:
+        raise Unsupported("no selection")
+    nodes: list[FieldNode] = []
+    keys: set[str] = set()
+    for selection in selection_set.selections:
+        if not isinstance(selection, FieldNode) or selection.directives:
+            raise Unsupported("fragment or directive")
+        if _key(selection) in keys:
+            raise Unsupported("field merging")
+        keys.add(_key(selection))
+        nodes.append(selection)
+    return nodes
+
+
+def _key(node: FieldNode) -> str:
+    return node.alias.value if node.alias else node.name.value
+
+
+def _constant(value: str) -> Any:
+    async def run(_ctx: Context, _variables: VariableValues) -> str:
+        return value
+
+    return run
+
+
+def _scalars(
+    node: FieldNode, table: dict[str, tuple[str, Callable[[Any], Any], bool]], typename: str
+) -> Field:
+    name = node.name.value
+    if name == "__typename":
+        return Field(_key(node), lambda _s, _a: typename, plain, False)
+    if name not in table:
+        raise Unsupported(name)
+    attribute, writer, nullable = table[name]
+    return Field(_key(node), lambda s, _a: getattr(s, attribute), writer, nullable)
+
+
+def _message_fields(node: FieldNode) -> tuple[Field, ...]:
+    return tuple(_scalars(f, _MESSAGE_SCALARS, "Message") for f in _fields(node.selection_set))
+
+
+def _tree_fields(selection_set: SelectionSetNode | None) -> tuple[tuple[Field, ...], bool]:
+    """The fields of a MessageTreeState selection, and whether it needs root messages."""
+    fields: list[Field] = []
+    needs_root = False
+    for node in _fields(selection_set):
+        name = node.name.value
+        if name == "isTerminal":
+            fields.append(
+                Field(_key(node), lambda t, _a: t.state in states.TERMINAL_STATES, plain, False)
+            )
+        elif name == "allowedTransitions":
+            fields.append(
+                Field(
+                    _key(node),
+                    lambda t, _a: [s.name for s in transitions.allowed_targets(t.state)],
+                    plain,
+                    False,
+                )
+            )
+        elif name == "rootMessage":
+            needs_root = True
+            message = _message_fields(node)
+            fields.append(
+                Field(
+                    _key(node),
+                    lambda t, a: a[ROOT].get(t.message_tree_id),
+                    lambda m, message=message: write_object(message, m, {}),  # type: ignore[misc]
+                    True,
+                )
+            )
+        else:
+            fields.append(_scalars(node, _TREE_SCALARS, "MessageTreeState"))
+    return tuple(fields), needs_root
+
+
+async def _prefetch(ctx: Context, items: list[TreeState], needs_root: bool) -> Aux:
+    if not needs_root or not items:
+        return {ROOT: {}}
+    ids = [t.message_tree_id for t in items]
+    messages = await ctx.loaders.root_message.load_many(ids)
+    return {ROOT: dict(zip(ids, messages, strict=True))}
+
+
+def _arguments(field: Any, node: FieldNode, variables: VariableValues) -> dict[str, Any]:
+    return get_argument_values(field, node, variables)
+
+
+def _tree_root(field: Any, node: FieldNode) -> Any:
+    fields, needs_root = _tree_fields(node.selection_set)
+
+    async def run(ctx: Context, variables: VariableValues) -> Any:
+        arguments = _arguments(field, node, variables)
+        tree = await trees.get_tree(ctx, arguments["messageTreeId"])
+        if tree is None:
+            return None
+        return write_object(fields, tree, await _prefetch(ctx, [tree], needs_root))
+
+    return run
+
+
+def _filter(value: dict[str, Any] | None) -> TreeFilter | None:
+    if value is None:
+        return None
+    return MessageTreeStateFilter(
+        states=value.get("states"),
+        langs=value.get("langs"),
+        active=value.get("active"),
+        origin=value.get("origin"),
+        won_lottery_after=value.get("wonLotteryAfter"),
+        won_lottery_before=value.get("wonLotteryBefore"),
+    ).to_domain()
+
+
+def _page_root(field: Any, node: FieldNode) -> Any:
+    parts: list[tuple[str, str, Any]] = []  # (key, kind, sub-plan)
+    needs_root = False
+    for child in _fields(node.selection_set):
+        name, key = child.name.value, _key(child)
+        if name == "__typename":
+            parts.append((key, "typename", "MessageTreeStateConnection"))
+        elif name == "totalCount":
+            parts.append((key, "total", None))
+        elif name == "nodes":
+            tree_fields, root = _tree_fields(child.selection_set)
+            needs_root |= root
+            parts.append((key, "nodes", tree_fields))
+        elif name == "edges":
+            edge_parts: list[tuple[str, str, Any]] = []
+            for edge_child in _fields(child.selection_set):
+                edge_name, edge_key = edge_child.name.value, _key(edge_child)
+                if edge_name == "cursor":
+                    edge_parts.append((edge_key, "cursor", None))
+                elif edge_name == "__typename":
+                    edge_parts.append((edge_key, "typename", "MessageTreeStateEdge"))
+                elif edge_name == "node":
+                    tree_fields, root = _tree_fields(edge_child.selection_set)
+                    needs_root |= root
+                    edge_parts.append((edge_key, "node", tree_fields))
+                else:
+                    raise Unsupported(edge_name)
+            parts.append((key, "edges", tuple(edge_parts)))
+        elif name == "pageInfo":
+            info = tuple(_scalars(f, _PAGE_INFO, "PageInfo") for f in _fields(child.selection_set))
+            parts.append((key, "pageInfo", info))
+        else:
+            raise Unsupported(name)
+
+    async def run(ctx: Context, variables: VariableValues) -> Any:
+        arguments = _arguments(field, node, variables)
+        first = arguments.get("first")
+        page: TreePage = await trees.list_trees(
+            ctx,
+            _filter(arguments.get("filter")),
+            arguments.get("orderBy") or TreeOrder.MESSAGE_TREE_ID_ASC,
+            ctx.limits.default_page_size if first is None else first,
+            arguments.get("after"),
+        )
+        nodes = [edge.node for edge in page.edges]
+        aux = await _prefetch(ctx, nodes, needs_root)
+        result: dict[str, Any] = {}
+        for key, kind, sub in parts:
+            if kind == "typename":
+                result[key] = sub
+            elif kind == "total":
+                result[key] = await page.total_count(ctx)
+            elif kind == "nodes":
+                result[key] = [write_object(sub, tree, aux) for tree in nodes]
+            elif kind == "pageInfo":
+                result[key] = write_object(sub, page, aux)
+            else:
+                result[key] = [_edge(sub, edge, aux) for edge in page.edges]
+        return result
+
+    return run
+
+
+def _edge(parts: tuple[tuple[str, str, Any], ...], edge: Any, aux: Aux) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, kind, sub in parts:
+        if kind == "cursor":
+            result[key] = edge.cursor
+        elif kind == "typename":
+            result[key] = sub
+        else:
+            result[key] = write_object(sub, edge.node, aux)
+    return result
+
+
+def _counts_root(field: Any, node: FieldNode) -> Any:
+    fields = tuple(_scalars(f, _COUNT_SCALARS, "StateCount") for f in _fields(node.selection_set))
+
+    async def run(ctx: Context, variables: VariableValues) -> Any:
+        arguments = _arguments(field, node, variables)
+        counts = await trees.count_trees(
+            ctx, arguments["groupBy"], _filter(arguments.get("filter"))
+        )
+        return [write_object(fields, count, {}) for count in counts]
+
+    return run
