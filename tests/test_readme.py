@@ -134,7 +134,9 @@ def test_readme_lists_every_setting_with_its_default() -> None:
         )
         assert row is not None, f"TREEGATE_{name.upper()} is missing from the README"
         if field.default is not None and name != "graphiql":
-            assert str(field.default).lower() in row.lower(), f"README default for {name} is not {field.default}"
+            assert str(field.default).lower() in row.lower(), (
+                f"README default for {name} is not {field.default}"
+            )
 
 
 def test_readme_lists_every_command() -> None:
