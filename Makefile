@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install browser run test lint format schema clean
+.PHONY: install browser run test lint format schema clean bench
 
 install: $(STAMP)
 
@@ -56,6 +56,12 @@ format: install
 
 schema: install
 	$(BIN)/treegate export-schema
+
+# The benchmark (not part of `make test`): seeds or reuses a PostgreSQL database, serves Treegate
+# and a raw ceiling server, loads both with wrk (apt-get installs it when missing) and prints a
+# table. Flags go through ARGS, e.g. `make bench ARGS="--duration 5"` (README: Benchmarks).
+bench: install
+	$(BIN)/python -m bench.run $(ARGS)
 
 clean:
 	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,212 @@
+"""The two servers under test, as processes: start, wait until ready, measure memory, stop.
+
+Both run in a session of their own (so a Ctrl-C at the terminal reaches the harness, which then
+stops them), with an explicit environment: the same `TREEGATE_*` settings for both, nothing
+inherited, and a working directory without a `.env` file.
+
+Memory: `VmHWM` (the kernel's peak RSS) only resets when a process starts, and restarting the
+servers for every cell would measure cold processes. So a thread samples `VmRSS` of the server's
+process tree every 50 ms during each run, and the peak of a cell is the largest sample.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from bench.database import ROOT
+
+BIN = ROOT / ".venv" / "bin"
+TREEGATE_SETTINGS = (
+    "TREEGATE_DATABASE_URL",
+    "TREEGATE_DB_POOL_SIZE",
+    "TREEGATE_DB_MAX_OVERFLOW",
+    "TREEGATE_DB_POOL_TIMEOUT",
+    "TREEGATE_DB_STATEMENT_TIMEOUT_MS",
+    "TREEGATE_MAX_ACTIVE_TREES",
+    "TREEGATE_LOG_LEVEL",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def base_environment() -> dict[str, str]:
+    """The harness's environment without any `TREEGATE_*` variable (the settings are explicit)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TREEGATE_")}
+
+
+def treegate_command(port: int, root: Path = ROOT) -> list[str]:
+    """`treegate serve --port P`, as the README serves it, from the checkout at `root`."""
+    return [str(root / ".venv" / "bin" / "treegate"), "serve", "--port", str(port)]
+
+
+def raw_command(port: int, log_level: str) -> list[str]:
+    """The ceiling server under uvicorn with the loop, parser and logging Treegate gets."""
+    return [
+        str(BIN / "python"),
+        "-m",
+        "uvicorn",
+        "bench.raw_server:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--log-level",
+        log_level,
+        "--no-proxy-headers",
+    ]
+
+
+def _status_kib(pid: int, field_name: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+    return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    pending = [pid]
+    while pending and len(found) < 1000:
+        current = pending.pop()
+        found.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                children = Path(f"/proc/{current}/task/{task}/children").read_text().split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            pending.extend(int(child) for child in children)
+    return found
+
+
+@dataclass(slots=True)
+class Server:
+    name: str
+    command: Sequence[str]
+    env: Mapping[str, str]
+    cwd: Path
+    log_path: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+    _log: BinaryIO | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+    def start(self, timeout: float = 60.0) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop())
+        self._log = log
+        self.process = subprocess.Popen(
+            list(self.command),
+            env=dict(self.env),
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        health = f"http://127.0.0.1:{self.port}/healthz"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(health, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready within {timeout:g} s:\n{self.log_tail()}")
+
+    def rss_kib(self) -> int:
+        """Resident memory of the server's process tree now."""
+        if self.process is None or self.process.poll() is not None:
+            return 0
+        return sum(_status_kib(pid, "VmRSS") for pid in _descendants(self.process.pid))
+
+    def hwm_kib(self) -> int:
+        """The kernel's peak resident memory of the main process since it started."""
+        if self.process is None or self.process.poll() is not None:
+            return 0
+        return _status_kib(self.process.pid, "VmHWM")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """SIGTERM to the server's process group (it is its own session), SIGKILL if needed."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=15)
+            except ProcessLookupError:
+                pass
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+@dataclass(slots=True)
+class RssSampler:
+    """Samples a server's RSS in a thread while a run lasts: `with RssSampler(server) as s:`."""
+
+    server: Server
+    interval: float = 0.05
+    peak_kib: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kib = max(self.peak_kib, self.server.rss_kib())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self.peak_kib = self.server.rss_kib()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.peak_kib = max(self.peak_kib, self.server.rss_kib())
