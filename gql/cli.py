@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.engine import create_engine
-from gql.cli_writes import keys_app, lottery_app, tree_app
+from gql.cli_writes import keys_app, lottery_app, run_with_engine, tree_app
 from gql.settings import Settings
 
 app = typer.Typer(
@@ -52,17 +51,11 @@ def migrate() -> None:
     """Create or upgrade the tables (Treegate's, and Open-Assistant's where absent)."""
     from db.migrate import upgrade
 
-    settings = Settings()
+    async def work(engine: AsyncEngine, settings: Settings) -> str:
+        await upgrade(engine)
+        return settings.database_url
 
-    async def run() -> None:
-        engine = create_engine(settings.database_url, settings.pool)
-        try:
-            await upgrade(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
-    typer.echo(f"migrated {_safe_url(settings.database_url)}")
+    typer.echo(f"migrated {_safe_url(run_with_engine(work))}")
 
 
 @app.command()
@@ -76,32 +69,26 @@ def seed(
     """Write a realistic, deterministic demo data set (oasst2's distribution)."""
     from db import seed as seeding
 
-    settings = Settings()
-
-    async def run() -> int:
-        engine = create_engine(settings.database_url, settings.pool)
-        try:
-            existing = await seeding.count_trees(engine)
-            if existing:
-                if if_empty:
-                    typer.echo(f"the database already holds {existing} trees: not seeding")
-                    return 0
-                typer.echo(
-                    f"the database already holds {existing} trees; seed only an empty "
-                    "database (or pass --if-empty)",
-                    err=True,
-                )
-                return 1
-            report = await seeding.seed(engine, trees, seed)
+    async def work(engine: AsyncEngine, _settings: Settings) -> int:
+        existing = await seeding.count_trees(engine)
+        if existing:
+            if if_empty:
+                typer.echo(f"the database already holds {existing} trees: not seeding")
+                return 0
             typer.echo(
-                f"seeded {report.trees} trees, {report.messages} messages, "
-                f"{report.users} users (seed {seed})"
+                f"the database already holds {existing} trees; seed only an empty "
+                "database (or pass --if-empty)",
+                err=True,
             )
-            return 0
-        finally:
-            await engine.dispose()
+            return 1
+        report = await seeding.seed(engine, trees, seed)
+        typer.echo(
+            f"seeded {report.trees} trees, {report.messages} messages, "
+            f"{report.users} users (seed {seed})"
+        )
+        return 0
 
-    raise typer.Exit(asyncio.run(run()))
+    raise typer.Exit(run_with_engine(work))
 
 
 @app.command("export-schema")

@@ -43,7 +43,8 @@ T = TypeVar("T")
 KEY_PREFIX = "tg_"
 
 
-def _run(work: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
+def run_with_engine(work: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
+    """Run `work` on an engine built from the environment's settings, disposed afterwards."""
     settings = Settings()
 
     async def main() -> T:
@@ -86,7 +87,7 @@ def create_key(
             await key_store.insert(conn, name, chosen, key, datetime.now(UTC))
         return True
 
-    if not _run(work):
+    if not run_with_engine(work):
         typer.echo(f"a key named {name!r} exists: pick another name or pass --replace", err=True)
         raise typer.Exit(1)
     typer.echo(f"created key {name!r} with role {chosen.name.lower()}; it is shown only once:")
@@ -101,7 +102,7 @@ def list_keys() -> None:
         async with engine.connect() as conn:
             return await key_store.all_keys(conn)
 
-    found = _run(work)
+    found = run_with_engine(work)
     if not found:
         typer.echo("no API keys")
         return
@@ -121,7 +122,7 @@ def revoke_key(name: Annotated[str, typer.Argument(help="The key's name.")]) -> 
         async with write_transaction(engine) as conn:
             return await key_store.revoke(conn, name, datetime.now(UTC))
 
-    if not _run(work):
+    if not run_with_engine(work):
         typer.echo(f"no active key named {name!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {name!r}")
@@ -157,7 +158,7 @@ def draw(
         finally:
             await ctx.close()
 
-    _report(_run(work))
+    _report(run_with_engine(work))
 
 
 def _tree_command(
@@ -171,7 +172,7 @@ def _tree_command(
         finally:
             await ctx.close()
 
-    _report(_run(work))
+    _report(run_with_engine(work))
 
 
 Reason = Annotated[str | None, typer.Option(help="Recorded in the transition log.")]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import log, writes
 from db import lottery as repo
 from domain.decisions import RejectionReason
 from domain.errors import InvalidInput
-from domain.lottery import pick_author, pick_prompt, shortfall_message
+from domain.lottery import Author, pick_author, pick_prompt, shortfall_message
 from domain.outcomes import LotteryDrawn, LotteryOutcome, LotteryRejected, LotteryStatus
 from domain.states import State
 from domain.transitions import Operation, Role
@@ -73,14 +75,25 @@ async def _draw(ctx: Context, conn: AsyncConnection, lang: str, asked: int) -> L
     drawn: list[TreeState] = []
     candidates_left = True
     attempts = 0
+    # Read once per call, under the lock, and kept current as trees are drawn: the same
+    # candidates as re-reading before every pick, without the repeated queries.
+    authors: list[Author] | None = None
+    prompts: dict[UUID, list[UUID]] = {}
     while len(drawn) < asked and growing < cap and attempts < 10 * asked:
         attempts += 1
-        authors = await repo.candidate_authors(conn, lang)
+        if authors is None:
+            authors = await repo.candidate_authors(conn, lang)
         if not authors:
             candidates_left = False
             break
         author = pick_author(authors, ctx.policy.rng)
-        tree_id = pick_prompt(await repo.author_prompts(conn, lang, author.user_id), ctx.policy.rng)
+        if author.user_id not in prompts:
+            prompts[author.user_id] = await repo.author_prompts(conn, lang, author.user_id)
+        waiting = prompts[author.user_id]
+        tree_id = pick_prompt(waiting, ctx.policy.rng)
+        waiting.remove(tree_id)
+        if not waiting:
+            authors.remove(author)
         now = ctx.clock()
         tree = await writes.compare_and_set(
             conn, tree_id, State.PROMPT_LOTTERY_WAITING, State.GROWING, now

@@ -15,7 +15,12 @@ from resolvers.pagination import check_first, decode_cursor, encode_cursor, sort
 @dataclass(frozen=True, slots=True)
 class TreeEdge:
     node: TreeState
-    cursor: str
+    order: TreeOrder
+
+    @property
+    def cursor(self) -> str:
+        # Encoded only when a client selects it (or the page's end), not for every row.
+        return encode_cursor(self.order, sort_key(self.node))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +65,7 @@ async def list_trees(
     for tree in page:
         ctx.loaders.tree.prime(tree.message_tree_id, tree)
     return TreePage(
-        edges=tuple(TreeEdge(t, encode_cursor(order, sort_key(t))) for t in page),
+        edges=tuple(TreeEdge(t, order) for t in page),
         has_next_page=len(rows) > first,
         has_previous_page=position is not None,
         tree_filter=tree_filter,

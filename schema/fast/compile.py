@@ -210,15 +210,11 @@ async def _prefetch(ctx: Context, items: list[TreeState], needs_root: bool) -> A
     return {ROOT: dict(zip(ids, messages, strict=True))}
 
 
-def _arguments(field: Any, node: FieldNode, variables: VariableValues) -> dict[str, Any]:
-    return get_argument_values(field, node, variables)
-
-
 def _tree_root(field: Any, node: FieldNode) -> Any:
     fields, needs_root = _tree_fields(node.selection_set)
 
     async def run(ctx: Context, variables: VariableValues) -> Any:
-        arguments = _arguments(field, node, variables)
+        arguments = get_argument_values(field, node, variables)
         tree = await trees.get_tree(ctx, arguments["messageTreeId"])
         if tree is None:
             return None
@@ -275,7 +271,7 @@ def _page_root(field: Any, node: FieldNode) -> Any:
             raise Unsupported(name)
 
     async def run(ctx: Context, variables: VariableValues) -> Any:
-        arguments = _arguments(field, node, variables)
+        arguments = get_argument_values(field, node, variables)
         first = arguments.get("first")
         page: TreePage = await trees.list_trees(
             ctx,
@@ -319,7 +315,7 @@ def _counts_root(field: Any, node: FieldNode) -> Any:
     fields = tuple(_scalars(f, _COUNT_SCALARS, "StateCount") for f in _fields(node.selection_set))
 
     async def run(ctx: Context, variables: VariableValues) -> Any:
-        arguments = _arguments(field, node, variables)
+        arguments = get_argument_values(field, node, variables)
         counts = await trees.count_trees(
             ctx, arguments["groupBy"], _filter(arguments.get("filter"))
         )
