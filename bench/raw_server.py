@@ -7,8 +7,7 @@ Plain Starlette, an asyncpg pool and orjson, served by uvicorn on uvloop and htt
 It answers POST /graphql for the benchmark's documents only (`bench/queries/*.graphql`,
 recognised by their exact text) and must give the same JSON as Treegate, byte for byte:
 compact separators, keys in selection order, enum values as GraphQL names, ISO 8601 dates,
-and non-ASCII escaped as `json.dumps` escapes it (strings that need it are pre-encoded and
-passed to orjson as fragments).
+UTF-8 (orjson's output, as Treegate's).
 
 Each question runs the SELECTs Treegate runs for it (same tables, filters and order, one
 statement for each of Treegate's), hand-written, on one pooled connection, selecting only the
@@ -32,7 +31,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import asyncpg
@@ -75,13 +73,6 @@ class Unauthorized(Exception):
     """No key, an unknown or revoked key, or one whose role may not write."""
 
 
-def _s(value: str | None) -> str | orjson.Fragment | None:
-    """A string as `json.dumps` (ensure_ascii) writes it: orjson agrees on printable ASCII."""
-    if value is None or (value.isascii() and value.isprintable()):
-        return value
-    return orjson.Fragment(encode_basestring_ascii(value))
-
-
 # --- Reads ------------------------------------------------------------------------------------
 
 TREE_COLUMNS = (
@@ -113,9 +104,9 @@ def _tree(row: Any) -> dict[str, Json]:
         "maxChildrenCount": row[3],
         "state": row[4].upper(),
         "active": row[5],
-        "origin": _s(row[6]),
+        "origin": row[6],
         "wonPromptLotteryDate": row[7],
-        "lang": _s(row[8]),
+        "lang": row[8],
     }
 
 
@@ -136,7 +127,7 @@ async def q3_counts(conn: Any, _variables: dict[str, Any], _request: Request) ->
     return {
         "byState": [{"state": r[0].upper(), "count": r[1]} for r in by_state],
         "byLangState": [
-            {"lang": _s(r[1]), "state": r[0].upper(), "count": r[2]} for r in by_state_lang
+            {"lang": r[1], "state": r[0].upper(), "count": r[2]} for r in by_state_lang
         ],
     }
 
@@ -144,7 +135,7 @@ async def q3_counts(conn: Any, _variables: dict[str, Any], _request: Request) ->
 async def q4_page_root(conn: Any, _variables: dict[str, Any], _request: Request) -> Json:
     rows = await conn.fetch(PAGE_SQL, READY_FOR_EXPORT, PAGE_SIZE)
     roots = {
-        r[0]: {"text": _s(r[1]), "lang": _s(r[2])}
+        r[0]: {"text": r[1], "lang": r[2]}
         for r in await conn.fetch(ROOTS_SQL, [r[0] for r in rows])
     }
     total = await conn.fetchval(COUNT_SQL, READY_FOR_EXPORT)
@@ -306,12 +297,12 @@ def draw_handler(cap: int, rng: random.Random) -> Handler:
         return {
             "drawPromptLottery": {
                 "__typename": "LotteryDrawn",
-                "lang": _s(lang),
+                "lang": lang,
                 "drawn": drawn,
                 "growingBefore": growing_before,
                 "growingAfter": growing,
                 "maxActiveTrees": cap,
-                "message": _s(message),
+                "message": message,
             }
         }
 
@@ -374,7 +365,7 @@ async def q5_abort(conn: Any, variables: dict[str, Any], request: Request) -> Js
                         "fromState": "GROWING",
                         "toState": "ABORTED_LOW_GRADE",
                         "operation": "TRANSITION_TREE",
-                        "actor": _s(actor),
+                        "actor": actor,
                         "reason": "bench",
                         "at": now,
                     },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -40,6 +42,8 @@ class PoolOptions:
     max_overflow: int = 10
     timeout: float = 5.0
     statement_timeout_ms: int = 15_000
+    ping_idle_s: float = 1.0
+    """A connection idle in the pool longer than this is pinged before it is lent (PostgreSQL)."""
 
 
 def create_engine(url: str | URL, pool: PoolOptions | None = None) -> AsyncEngine:
@@ -58,12 +62,11 @@ def create_engine(url: str | URL, pool: PoolOptions | None = None) -> AsyncEngin
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
         _SQLITE_WRITERS[engine.sync_engine] = _WriterQueue(timeout=pool.timeout)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         parsed,
         pool_size=pool.size,
         max_overflow=pool.max_overflow,
         pool_timeout=pool.timeout,
-        pool_pre_ping=True,
         connect_args={
             "timeout": pool.timeout,
             "server_settings": {
@@ -72,6 +75,38 @@ def create_engine(url: str | URL, pool: PoolOptions | None = None) -> AsyncEngin
             },
         },
     )
+    _ping_when_idle(engine, pool.ping_idle_s)
+    return engine
+
+
+_RETURNED_AT = "treegate_returned_at"
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_s: float) -> None:
+    """Check a connection before use if it sat in the pool longer than `idle_s`.
+
+    `pool_pre_ping` pings on every checkout: with asyncpg that is BEGIN, a query and ROLLBACK,
+    three round trips in front of every request's first statement. A connection handed back
+    moments ago is as alive as a ping would show (HikariCP skips its check within 500 ms for
+    the same reason), so only connections idle longer are pinged. A failed ping makes the pool
+    discard the connection and lend another (`DisconnectionError` from a checkout listener);
+    a connection that dies while in use raises a disconnect error, which invalidates the pool.
+    """
+
+    def on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    def on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        returned = record.info.get(_RETURNED_AT)
+        if returned is None or time.monotonic() - returned <= idle_s:
+            return  # just connected, or back from use a moment ago
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:  # any failure: this connection is not to be lent
+            raise DisconnectionError(f"connection failed its ping: {type(exc).__name__}") from exc
+
+    event.listen(engine.sync_engine, "checkin", on_checkin)
+    event.listen(engine.sync_engine, "checkout", on_checkout)
 
 
 WRITE_OPTION = "treegate_write"

@@ -5,8 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
+
+from db.pg_reads import PgReads
+from db.reads import CoreReads, Reads
 
 
 class RequestFinished(RuntimeError):
@@ -18,22 +25,60 @@ class RequestConnection:
 
     GraphQL resolves sibling fields concurrently, and a connection must never be used by
     two tasks at once: the lock serializes them. `close()` ends the request's work.
+
+    Reads run statement by statement (autocommit), each with its own snapshot, so which pooled
+    connection serves which statement does not matter. On PostgreSQL `reads()` lends asyncpg
+    itself, on a connection taken from the pool without SQLAlchemy's connection object around
+    it; a later `use()` gives that one back and opens an ordinary one.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._postgresql = engine.dialect.name == "postgresql"
         self._connection: AsyncConnection | None = None
+        self._raw: PoolProxiedConnection | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            # A resolver still running after its request was answered (graphql-core stops
+            # waiting for siblings once a non-null field fails): it gets no connection, so
+            # none is left open behind the request.
+            raise RequestFinished("the request is finished; its connection is closed")
+
+    @asynccontextmanager
+    async def reads(self) -> AsyncIterator[Reads]:
+        """The request's reads (`db.reads.Reads`), on the request's connection."""
+        if not self._postgresql:
+            async with self.use() as conn:
+                yield CoreReads(conn)
+            return
+        async with self._lock:
+            self._check_open()
+            driver: Any
+            if self._connection is not None:
+                driver = (await self._connection.get_raw_connection()).driver_connection
+            else:
+                if self._raw is None:
+                    self._raw = await self._engine.raw_connection()
+                driver = self._raw.driver_connection
+            try:
+                yield PgReads(driver)
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+                # The connection broke under asyncpg, out of SQLAlchemy's sight: it must not
+                # go back to the pool as if it were fine.
+                if self._raw is not None:
+                    raw, self._raw = self._raw, None
+                    raw.invalidate()
+                raise
 
     @asynccontextmanager
     async def use(self) -> AsyncIterator[AsyncConnection]:
         async with self._lock:
-            if self._closed:
-                # A resolver still running after its request was answered (graphql-core stops
-                # waiting for siblings once a non-null field fails): it gets no connection, so
-                # none is left open behind the request.
-                raise RequestFinished("the request is finished; its connection is closed")
+            self._check_open()
+            if self._raw is not None:
+                await self._release_raw()
             if self._connection is None:
                 # Kept at once, so that close() releases it even if this task is cancelled
                 # while the options are set.
@@ -54,6 +99,12 @@ class RequestConnection:
             await self._release()
 
     async def _release(self) -> None:
+        await self._release_raw()
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await connection.close()
+
+    async def _release_raw(self) -> None:
+        if self._raw is not None:
+            raw, self._raw = self._raw, None
+            await greenlet_spawn(raw.close)

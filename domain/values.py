@@ -1,17 +1,22 @@
-"""Frozen domain values: what the persistence layer returns, never ORM rows."""
+"""Frozen domain values: what the persistence layer returns, never ORM rows.
+
+The rows read by the hundred per request (trees, messages) are named tuples: as immutable as
+frozen dataclasses, and built about five times faster (a frozen dataclass sets each field
+through `object.__setattr__`), which a page of 100 trees notices.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from typing import NamedTuple
 from uuid import UUID
 
 from domain.states import State
 
 
-@dataclass(frozen=True, slots=True)
-class TreeState:
+class TreeState(NamedTuple):
     """One row of `message_tree_state`."""
 
     message_tree_id: UUID
@@ -25,8 +30,7 @@ class TreeState:
     lang: str
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
     """The columns of a `message` row that Treegate reads."""
 
     id: UUID

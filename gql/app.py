@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from db.engine import create_engine
+from gql.fast_lane import CompiledLane
 from gql.graphiql import static_mount
 from gql.graphql_view import GraphQLView
 from gql.middleware import RequestIdMiddleware
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes.append(static_mount())  # GraphiQL's scripts and styles, under /graphql/static/
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(CompiledLane, view=view), Middleware(RequestIdMiddleware)],
         lifespan=lifespan,
     )
     app.state.engine = engine

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -63,6 +64,10 @@ class GraphQLView(GraphQL[Context, None]):
         self.policy = policy
         self.anonymous = anonymous
         self._graphiql_html = localize(super().graphql_ide_html) if graphiql else ""
+
+    def encode_json(self, data: object) -> bytes:
+        # orjson: several times faster than json.dumps, and the same bytes as the compiled lane.
+        return orjson.dumps(data)
 
     @property
     def graphql_ide_html(self) -> str:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def request_id_for(incoming: bytes) -> str:
+    """The client's `X-Request-ID` if it is sane, else a new id."""
+    text = incoming.decode("latin-1")
+    return text if _VALID_ID.match(text) else os.urandom(16).hex()
 
 
 class RequestIdMiddleware:
@@ -23,8 +29,9 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        request_id = scope.get("state", {}).get("request_id") or request_id_for(
+            dict(scope["headers"]).get(b"x-request-id", b"")
+        )
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode("latin-1"))
 

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(
         15_000, ge=0, description="PostgreSQL statement_timeout per connection (0: none)."
     )
+    db_ping_idle_s: float = Field(
+        1.0,
+        ge=0,
+        description="Ping a pooled PostgreSQL connection before use if idle this long (s).",
+    )
     ready_timeout: float = Field(2.0, gt=0, description="Seconds /readyz waits for the database.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     anonymous_role: Literal["none", "reader", "operator", "moderator", "admin"] | None = Field(
@@ -105,4 +110,5 @@ class Settings(BaseSettings):
             max_overflow=self.db_max_overflow,
             timeout=self.db_pool_timeout,
             statement_timeout_ms=self.db_statement_timeout_ms,
+            ping_idle_s=self.db_ping_idle_s,
         )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from uuid import UUID
 
 from strawberry.dataloader import DataLoader
 
-from db import log, messages, trees
+from db import log, messages
 from db.session import RequestConnection
 from domain.outcomes import StateTransition
 from domain.values import Message, TreeState
@@ -17,10 +18,20 @@ class Loaders:
 
     def __init__(self, db: RequestConnection) -> None:
         self._db = db
-        self.tree = DataLoader[UUID, TreeState | None](self._load_trees)
-        self.root_message = DataLoader[UUID, Message | None](self._load_root_messages)
-        self.message_count = DataLoader[UUID, int](self._load_message_counts)
         self._transitions: dict[int, DataLoader[UUID, list[StateTransition]]] = {}
+
+    # Made on first use: most requests need one loader or none (a compiled read needs none).
+    @cached_property
+    def tree(self) -> DataLoader[UUID, TreeState | None]:
+        return DataLoader(self._load_trees)
+
+    @cached_property
+    def root_message(self) -> DataLoader[UUID, Message | None]:
+        return DataLoader(self._load_root_messages)
+
+    @cached_property
+    def message_count(self) -> DataLoader[UUID, int]:
+        return DataLoader(self._load_message_counts)
 
     def transitions(self, first: int) -> DataLoader[UUID, list[StateTransition]]:
         """A loader of each tree's newest `first` log rows (one loader per `first`)."""
@@ -35,13 +46,13 @@ class Loaders:
         return self._transitions[first]
 
     async def _load_trees(self, ids: list[UUID]) -> list[TreeState | None]:
-        async with self._db.use() as conn:
-            found = await trees.get_trees(conn, ids)
+        async with self._db.reads() as reads:
+            found = await reads.get_trees(ids)
         return [found.get(i) for i in ids]
 
     async def _load_root_messages(self, ids: list[UUID]) -> list[Message | None]:
-        async with self._db.use() as conn:
-            found = await messages.root_messages(conn, ids)
+        async with self._db.reads() as reads:
+            found = await reads.root_messages(ids)
         return [found.get(i) for i in ids]
 
     async def _load_message_counts(self, ids: list[UUID]) -> list[int]:

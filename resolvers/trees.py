@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 from uuid import UUID
 
-from db import trees
-from domain.values import CountDimension, StateCount, TreeFilter, TreeOrder, TreeState
+from domain.values import (
+    CountDimension,
+    Message,
+    StateCount,
+    TreeFilter,
+    TreeOrder,
+    TreeState,
+)
 from resolvers.context import Context
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, sort_key
 
 
-@dataclass(frozen=True, slots=True)
-class TreeEdge:
+class TreeEdge(NamedTuple):
     node: TreeState
     order: TreeOrder
 
@@ -41,12 +47,24 @@ class TreePage:
         return self.edges[-1].cursor if self.edges else None
 
     async def total_count(self, ctx: Context) -> int:
-        async with ctx.db.use() as conn:
-            return await trees.count_trees(conn, self.tree_filter)
+        async with ctx.db.reads() as reads:
+            return await reads.count_trees(self.tree_filter)
 
 
 async def get_tree(ctx: Context, tree_id: UUID) -> TreeState | None:
     return await ctx.loaders.tree.load(tree_id)
+
+
+async def fetch_tree(ctx: Context, tree_id: UUID) -> TreeState | None:
+    """One tree, read at once: for a caller that knows it has nothing to batch."""
+    async with ctx.db.reads() as reads:
+        return await reads.get_tree(tree_id)
+
+
+async def fetch_root_messages(ctx: Context, tree_ids: Sequence[UUID]) -> dict[UUID, Message]:
+    """The root messages of a whole page of trees, in one statement."""
+    async with ctx.db.reads() as reads:
+        return await reads.root_messages(tree_ids)
 
 
 async def list_trees(
@@ -55,15 +73,21 @@ async def list_trees(
     order: TreeOrder,
     first: int,
     after: str | None,
+    *,
+    prime: bool = True,
 ) -> TreePage:
-    """A page of trees in keyset order: stable when rows are inserted between pages."""
+    """A page of trees in keyset order: stable when rows are inserted between pages.
+
+    `prime` puts the trees in the request's tree loader, for fields that load them by id.
+    """
     check_first(first, ctx.limits.max_page_size)
     position = None if after is None else decode_cursor(after, order)
-    async with ctx.db.use() as conn:
-        rows = await trees.list_trees(conn, tree_filter, order, first + 1, position)
+    async with ctx.db.reads() as reads:
+        rows = await reads.list_trees(tree_filter, order, first + 1, position)
     page = rows[:first]
-    for tree in page:
-        ctx.loaders.tree.prime(tree.message_tree_id, tree)
+    if prime:
+        for tree in page:
+            ctx.loaders.tree.prime(tree.message_tree_id, tree)
     return TreePage(
         edges=tuple(TreeEdge(t, order) for t in page),
         has_next_page=len(rows) > first,
@@ -75,5 +99,5 @@ async def list_trees(
 async def count_trees(
     ctx: Context, dimensions: Sequence[CountDimension], tree_filter: TreeFilter | None
 ) -> list[StateCount]:
-    async with ctx.db.use() as conn:
-        return await trees.count_by(conn, dimensions, tree_filter)
+    async with ctx.db.reads() as reads:
+        return await reads.count_by(dimensions, tree_filter)

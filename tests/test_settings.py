@@ -34,6 +34,7 @@ def test_defaults() -> None:
         "db_max_overflow": 10,
         "db_pool_timeout": 5.0,
         "db_statement_timeout_ms": 15_000,
+        "db_ping_idle_s": 1.0,
         "ready_timeout": 2.0,
         "log_level": "info",
         "anonymous_role": None,

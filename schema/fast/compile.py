@@ -205,9 +205,7 @@ def _tree_fields(selection_set: SelectionSetNode | None) -> tuple[tuple[Field, .
 async def _prefetch(ctx: Context, items: list[TreeState], needs_root: bool) -> Aux:
     if not needs_root or not items:
         return {ROOT: {}}
-    ids = [t.message_tree_id for t in items]
-    messages = await ctx.loaders.root_message.load_many(ids)
-    return {ROOT: dict(zip(ids, messages, strict=True))}
+    return {ROOT: await trees.fetch_root_messages(ctx, [t.message_tree_id for t in items])}
 
 
 def _tree_root(field: Any, node: FieldNode) -> Any:
@@ -215,7 +213,7 @@ def _tree_root(field: Any, node: FieldNode) -> Any:
 
     async def run(ctx: Context, variables: VariableValues) -> Any:
         arguments = get_argument_values(field, node, variables)
-        tree = await trees.get_tree(ctx, arguments["messageTreeId"])
+        tree = await trees.fetch_tree(ctx, arguments["messageTreeId"])
         if tree is None:
             return None
         return write_object(fields, tree, await _prefetch(ctx, [tree], needs_root))
@@ -279,6 +277,7 @@ def _page_root(field: Any, node: FieldNode) -> Any:
             arguments.get("orderBy") or TreeOrder.MESSAGE_TREE_ID_ASC,
             ctx.limits.default_page_size if first is None else first,
             arguments.get("after"),
+            prime=False,  # a compiled plan never loads trees by id
         )
         nodes = [edge.node for edge in page.edges]
         aux = await _prefetch(ctx, nodes, needs_root)

@@ -26,8 +26,10 @@ def uuid_value(value: UUID | None) -> str | None:
     return None if value is None else str(value)
 
 
-def date_value(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+def date_value(value: datetime | None) -> datetime | None:
+    # Left to the encoder: orjson writes a datetime as `isoformat()` does (the DateTime scalar's
+    # serialization), in C.
+    return value
 
 
 def enum_value(value: Enum | None) -> str | None:

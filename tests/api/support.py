@@ -6,9 +6,10 @@ orders and counts are re-implemented in plain Python, never read back from the A
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -275,20 +276,42 @@ async def fetch_all(
 # --- counting statements --------------------------------------------------------------------
 
 
-@contextmanager
-def count_statements(app: Starlette) -> Iterator[list[str]]:
-    """The SQL statements the app's engine runs inside the block."""
+@asynccontextmanager
+async def count_statements(app: Starlette) -> AsyncIterator[list[str]]:
+    """The SQL statements the app's engine runs inside the block.
+
+    Those sent through SQLAlchemy, and on PostgreSQL also those sent to asyncpg directly
+    (`db.pg_reads`), seen by a query logger on every connection lent meanwhile.
+    """
     statements: list[str] = []
     sync_engine = app.state.engine.sync_engine
+    logged: list[Any] = []
 
-    def listener(*args: Any) -> None:
-        statement = str(args[2])
+    def record(statement: str) -> None:
         # Transaction control (SQLite's explicit BEGIN) is not a query.
         if statement.split(None, 1)[0].upper() not in {"BEGIN", "COMMIT", "ROLLBACK"}:
             statements.append(statement)
 
+    def listener(*args: Any) -> None:
+        record(str(args[2]))
+
+    def driver_logger(query: Any) -> None:
+        record(query.query)
+
+    def on_checkout(dbapi_connection: Any, *_args: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        if hasattr(driver, "add_query_logger"):
+            driver.add_query_logger(driver_logger)
+            logged.append(driver)
+
     event.listen(sync_engine, "before_cursor_execute", listener)
+    event.listen(sync_engine, "checkout", on_checkout)
     try:
         yield statements
+        # asyncpg calls its query loggers soon after a statement, not at once.
+        await asyncio.sleep(0)
     finally:
         event.remove(sync_engine, "before_cursor_execute", listener)
+        event.remove(sync_engine, "checkout", on_checkout)
+        for driver in logged:
+            driver.remove_query_logger(driver_logger)

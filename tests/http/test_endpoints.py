@@ -174,7 +174,8 @@ async def test_unexpected_errors_are_masked_and_logged(
     ) -> list[StateCount]:
         raise RuntimeError("secret SQL text /path/to/file")
 
-    monkeypatch.setattr("db.trees.count_by", explode)
+    monkeypatch.setattr("db.reads.CoreReads.count_by", explode)
+    monkeypatch.setattr("db.pg_reads.PgReads.count_by", explode)
     with caplog.at_level(logging.ERROR, logger="treegate"):
         response = await client.post("/graphql", json={"query": "{ treeStateCounts { count } }"})
     assert response.status_code == 200
@@ -202,7 +203,8 @@ async def test_masking_uses_the_clients_request_id(
     async def explode(*_args: object) -> list[StateCount]:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("db.trees.count_by", explode)
+    monkeypatch.setattr("db.reads.CoreReads.count_by", explode)
+    monkeypatch.setattr("db.pg_reads.PgReads.count_by", explode)
     with caplog.at_level(logging.ERROR, logger="treegate"):
         response = await client.post(
             "/graphql",

@@ -115,7 +115,7 @@ async def test_tree_transitions_are_batched(
     await data(client, "{ treeStateCounts { count } }")  # the pool's first connection
     counts = {}
     for first in (8, 2):
-        with count_statements(app) as statements:
+        async with count_statements(app) as statements:
             nodes = (await data(client, PAGE, {"first": first}))["messageTreeStates"]["nodes"]
         assert len(nodes) == first
         for node in nodes:

@@ -1,0 +1,144 @@
+"""The compiled lane: POST /graphql for documents with a compiled plan, answered in pure ASGI.
+
+A read the compiled path can serve needs none of Starlette's routing, Strawberry's HTTP view or
+its execution: this middleware reads the JSON body, identifies the caller, runs the document's
+plan (`schema.fast`) and writes the response itself. Everything else goes on to the app
+untouched, the body replayed: other methods and paths, other content types, documents without a
+plan, callers the app must turn away (unknown keys, no reader role), and any error while the plan
+runs, whose proper answer the full path gives. The response is the one the full path gives, byte
+for byte and header for header; `tests/http/test_compiled_lane.py` checks it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from domain.transitions import Role
+from gql.auth import InvalidKey, identify
+from gql.middleware import request_id_for
+from resolvers.context import Context
+
+MAX_BODY = 64 * 1024
+"""Bodies up to this size are read here; larger ones (never a compiled read) go on unread."""
+
+_JSON = b"application/json"
+
+
+class CompiledLane:
+    def __init__(self, app: ASGIApp, *, view: Any) -> None:
+        self.app = app
+        self.view = view  # gql.graphql_view.GraphQLView: engine, limits, policy, anonymous
+        self.schema = view.schema
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"] != "/graphql"
+            or not self.schema.fast_path_enabled
+        ):
+            await self.app(scope, receive, send)
+            return
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name, value)  # the first of repeated headers, as Starlette
+        content_type = headers.get(b"content-type", b"")
+        length = headers.get(b"content-length")
+        if (
+            not content_type.startswith(_JSON)
+            or (content_type[len(_JSON) :].strip()[:1] not in (b"", b";"))
+            or length is None
+            or not length.isdigit()
+            or int(length) > MAX_BODY
+        ):
+            await self.app(scope, receive, send)
+            return
+        body, receive = await _read_body(receive)
+        if not await self._answer(scope, headers, body, send):
+            await self.app(scope, receive, send)
+
+    async def _answer(
+        self, scope: Scope, headers: dict[bytes, bytes], body: bytes, send: Send
+    ) -> bool:
+        """Answer the request through its plan; False (nothing sent) if the app must."""
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(payload, dict):
+            return False
+        query = payload.get("query")
+        variables = payload.get("variables")
+        operation_name = payload.get("operationName")
+        if (
+            not isinstance(query, str)
+            or not (variables is None or isinstance(variables, dict))
+            or not (operation_name is None or isinstance(operation_name, str))
+            or payload.get("extensions")
+        ):
+            return False
+        plan = self.schema.fast_path.plan(query)
+        if plan is None or operation_name not in (None, plan.operation_name):
+            return False
+        view = self.view
+        try:
+            identity = await identify(
+                view.engine,
+                {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()},
+                view.anonymous,
+            )
+        except InvalidKey:
+            return False
+        if not identity.allows(Role.READER):
+            return False
+        request_id = request_id_for(headers.get(b"x-request-id", b""))
+        scope.setdefault("state", {})["request_id"] = request_id
+        context = Context.create(
+            view.engine, view.limits, request_id, identity=identity, policy=view.policy
+        )
+        try:
+            data = await self.schema.fast_path.run(plan, context, variables)
+        except Exception:  # the full path answers, errors included
+            return False
+        finally:
+            await context.close()
+        response = orjson.dumps({"data": data})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-length", str(len(response)).encode()),
+                    (b"content-type", _JSON),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": response})
+        return True
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole body, and a `receive` that gives it again before what comes after."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away: let the app see it
+            pending: list[Message] = [message]
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            pending = []
+            break
+    body = b"".join(chunks)
+    replay: list[Message] = [{"type": "http.request", "body": body, "more_body": False}, *pending]
+
+    async def replaying() -> Message:
+        if replay:
+            return replay.pop(0)
+        return await receive()
+
+    return body, replaying

@@ -1,0 +1,74 @@
+"""The pool checks a PostgreSQL connection before lending it when it sat idle, and only then."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.engine import PoolOptions, create_engine
+from db.session import RequestConnection
+
+
+@asynccontextmanager
+async def pool_of_one(database_url: URL, ping_idle_s: float) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(
+        database_url, PoolOptions(size=1, max_overflow=0, ping_idle_s=ping_idle_s)
+    )
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def kill_pooled_connection(engine: AsyncEngine, admin: AsyncEngine) -> None:
+    """Terminate the backend of the pool's only connection, behind the pool's back."""
+    async with engine.connect() as conn:
+        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    async with admin.connect() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+async def read_one_tree_count(engine: AsyncEngine) -> int:
+    db = RequestConnection(engine)
+    try:
+        async with db.reads() as reads:
+            return await reads.count_trees(None)
+    finally:
+        await db.close()
+
+
+# Pinging is PostgreSQL's concern: SQLite's connections are files.
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+async def test_a_connection_idle_past_the_window_is_pinged_and_replaced(
+    database_url: URL, engine: AsyncEngine
+) -> None:
+    async with pool_of_one(database_url, ping_idle_s=0.05) as pooled:
+        await kill_pooled_connection(pooled, engine)
+        await asyncio.sleep(0.1)
+        assert await read_one_tree_count(pooled) >= 0  # a fresh connection served it
+
+
+async def test_a_connection_back_a_moment_ago_is_not_pinged(
+    database_url: URL, engine: AsyncEngine
+) -> None:
+    # The same dead connection, lent within the window: nothing checks it, the read fails
+    # (which is what makes the test above prove the ping), and the pool drops it.
+    async with pool_of_one(database_url, ping_idle_s=60) as pooled:
+        await kill_pooled_connection(pooled, engine)
+        await asyncio.sleep(0.1)
+        with pytest.raises(
+            (OSError, DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError)
+        ) as raised:
+            await read_one_tree_count(pooled)
+        assert "connection" in str(raised.value).lower()
+        assert await read_one_tree_count(pooled) >= 0  # the broken one was not pooled again
