@@ -63,6 +63,20 @@ async def root_messages(conn: AsyncConnection, tree_ids: Sequence[UUID]) -> dict
     return {row.id: to_message(row) for row in rows}
 
 
+_BY_ATTRIBUTE = {column.name: column for column in MESSAGE_COLUMNS}
+
+
+async def root_message_columns(
+    conn: AsyncConnection, tree_ids: Sequence[UUID], columns: Sequence[str]
+) -> dict[UUID, tuple[Any, ...]]:
+    """Just the given attributes (`Message` field names) of each tree's root message."""
+    if not tree_ids:
+        return {}
+    selected = [_BY_ATTRIBUTE[name] for name in columns]
+    query = select(message.c.id, *selected).where(message.c.id.in_(set(tree_ids)))
+    return {row[0]: tuple(row[1:]) for row in await conn.execute(query)}
+
+
 async def message_counts(conn: AsyncConnection, tree_ids: Sequence[UUID]) -> dict[UUID, int]:
     """How many non-deleted messages each tree has, in one statement."""
     if not tree_ids:

@@ -107,6 +107,9 @@ def _where_sql(clauses: list[str]) -> str:
     return f" WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
+_MESSAGE_EXPRESSIONS = {name: name for name in MessageValue._fields} | {
+    "text": "payload -> 'payload' ->> 'text'"
+}
 MESSAGE_COLUMNS = (
     "id, parent_id, message_tree_id, user_id, role, lang, payload -> 'payload' ->> 'text', "
     "created_date, depth, deleted, review_count, review_result, rank, synthetic, model_name"
@@ -186,3 +189,13 @@ class PgReads:
         sql = f"SELECT {MESSAGE_COLUMNS} FROM message WHERE id = ANY($1)"
         rows = await self._db.fetch(sql, list(set(tree_ids)))
         return {row[0]: MessageValue(*row) for row in rows}
+
+    async def root_message_columns(
+        self, tree_ids: Sequence[UUID], columns: Sequence[str]
+    ) -> dict[UUID, tuple[Any, ...]]:
+        if not tree_ids:
+            return {}
+        selected = "".join(f", {_MESSAGE_EXPRESSIONS[name]}" for name in columns)
+        sql = f"SELECT id{selected} FROM message WHERE id = ANY($1)"
+        rows = await self._db.fetch(sql, list(set(tree_ids)))
+        return {row[0]: row[1:] for row in rows}

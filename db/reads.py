@@ -8,7 +8,7 @@ PostgreSQL. `db.session.RequestConnection.reads()` lends the one that fits the e
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -52,6 +52,12 @@ class Reads(Protocol):
         """The root message of each tree (the root's id is the tree's id), in one statement."""
         ...
 
+    async def root_message_columns(
+        self, tree_ids: Sequence[UUID], columns: Sequence[str]
+    ) -> dict[UUID, tuple[Any, ...]]:
+        """Just the given attributes (`Message` field names) of each tree's root message."""
+        ...
+
 
 class CoreReads:
     """`Reads` through SQLAlchemy Core, on any backend."""
@@ -84,3 +90,8 @@ class CoreReads:
 
     async def root_messages(self, tree_ids: Sequence[UUID]) -> dict[UUID, Message]:
         return await messages.root_messages(self._conn, tree_ids)
+
+    async def root_message_columns(
+        self, tree_ids: Sequence[UUID], columns: Sequence[str]
+    ) -> dict[UUID, tuple[Any, ...]]:
+        return await messages.root_message_columns(self._conn, tree_ids, columns)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from domain.values import (
     CountDimension,
-    Message,
     StateCount,
     TreeFilter,
     TreeOrder,
@@ -61,10 +60,12 @@ async def fetch_tree(ctx: Context, tree_id: UUID) -> TreeState | None:
         return await reads.get_tree(tree_id)
 
 
-async def fetch_root_messages(ctx: Context, tree_ids: Sequence[UUID]) -> dict[UUID, Message]:
-    """The root messages of a whole page of trees, in one statement."""
+async def fetch_root_message_columns(
+    ctx: Context, tree_ids: Sequence[UUID], columns: Sequence[str]
+) -> dict[UUID, tuple[Any, ...]]:
+    """Just the given attributes of the root messages of a page of trees, in one statement."""
     async with ctx.db.reads() as reads:
-        return await reads.root_messages(tree_ids)
+        return await reads.root_message_columns(tree_ids, columns)
 
 
 async def list_trees(

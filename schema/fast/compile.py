@@ -24,15 +24,16 @@ from resolvers.context import Context
 from resolvers.trees import TreePage
 from schema.fast.plan import (
     Aux,
+    Columns,
     Field,
     Plan,
     RootField,
     Unsupported,
     date_value,
     enum_value,
+    object_writer,
     plain,
     uuid_value,
-    write_object,
 )
 from schema.inputs import MessageTreeStateFilter
 
@@ -160,15 +161,23 @@ def _scalars(
     if name not in table:
         raise Unsupported(name)
     attribute, writer, nullable = table[name]
-    return Field(_key(node), lambda s, _a: getattr(s, attribute), writer, nullable)
+    return Field(
+        _key(node), lambda s, _a: getattr(s, attribute), writer, nullable, attribute=attribute
+    )
 
 
 def _message_fields(node: FieldNode) -> tuple[Field, ...]:
     return tuple(_scalars(f, _MESSAGE_SCALARS, "Message") for f in _fields(node.selection_set))
 
 
-def _tree_fields(selection_set: SelectionSetNode | None) -> tuple[tuple[Field, ...], bool]:
-    """The fields of a MessageTreeState selection, and whether it needs root messages."""
+def _tree_fields(
+    selection_set: SelectionSetNode | None, columns: Columns
+) -> tuple[tuple[Field, ...], bool]:
+    """The fields of a MessageTreeState selection, and whether it needs root messages.
+
+    The root messages' selected attributes are added to `columns`: one statement reads them
+    for every selection of the root field.
+    """
     fields: list[Field] = []
     needs_root = False
     for node in _fields(selection_set):
@@ -188,12 +197,12 @@ def _tree_fields(selection_set: SelectionSetNode | None) -> tuple[tuple[Field, .
             )
         elif name == "rootMessage":
             needs_root = True
-            message = _message_fields(node)
+            write_message = object_writer(_message_fields(node), columns)
             fields.append(
                 Field(
                     _key(node),
                     lambda t, a: a[ROOT].get(t.message_tree_id),
-                    lambda m, message=message: write_object(message, m, {}),  # type: ignore[misc]
+                    lambda m, write=write_message: write(m, {}),  # type: ignore[misc]
                     True,
                 )
             )
@@ -202,21 +211,26 @@ def _tree_fields(selection_set: SelectionSetNode | None) -> tuple[tuple[Field, .
     return tuple(fields), needs_root
 
 
-async def _prefetch(ctx: Context, items: list[TreeState], needs_root: bool) -> Aux:
+async def _prefetch(
+    ctx: Context, items: list[TreeState], needs_root: bool, columns: Columns
+) -> Aux:
     if not needs_root or not items:
         return {ROOT: {}}
-    return {ROOT: await trees.fetch_root_messages(ctx, [t.message_tree_id for t in items])}
+    ids = [t.message_tree_id for t in items]
+    return {ROOT: await trees.fetch_root_message_columns(ctx, ids, tuple(columns.names))}
 
 
 def _tree_root(field: Any, node: FieldNode) -> Any:
-    fields, needs_root = _tree_fields(node.selection_set)
+    columns = Columns()
+    fields, needs_root = _tree_fields(node.selection_set, columns)
+    write = object_writer(fields)
 
     async def run(ctx: Context, variables: VariableValues) -> Any:
         arguments = get_argument_values(field, node, variables)
         tree = await trees.fetch_tree(ctx, arguments["messageTreeId"])
         if tree is None:
             return None
-        return write_object(fields, tree, await _prefetch(ctx, [tree], needs_root))
+        return write(tree, await _prefetch(ctx, [tree], needs_root, columns))
 
     return run
 
@@ -237,6 +251,7 @@ def _filter(value: dict[str, Any] | None) -> TreeFilter | None:
 def _page_root(field: Any, node: FieldNode) -> Any:
     parts: list[tuple[str, str, Any]] = []  # (key, kind, sub-plan)
     needs_root = False
+    columns = Columns()
     for child in _fields(node.selection_set):
         name, key = child.name.value, _key(child)
         if name == "__typename":
@@ -244,9 +259,9 @@ def _page_root(field: Any, node: FieldNode) -> Any:
         elif name == "totalCount":
             parts.append((key, "total", None))
         elif name == "nodes":
-            tree_fields, root = _tree_fields(child.selection_set)
+            tree_fields, root = _tree_fields(child.selection_set, columns)
             needs_root |= root
-            parts.append((key, "nodes", tree_fields))
+            parts.append((key, "nodes", object_writer(tree_fields)))
         elif name == "edges":
             edge_parts: list[tuple[str, str, Any]] = []
             for edge_child in _fields(child.selection_set):
@@ -256,15 +271,15 @@ def _page_root(field: Any, node: FieldNode) -> Any:
                 elif edge_name == "__typename":
                     edge_parts.append((edge_key, "typename", "MessageTreeStateEdge"))
                 elif edge_name == "node":
-                    tree_fields, root = _tree_fields(edge_child.selection_set)
+                    tree_fields, root = _tree_fields(edge_child.selection_set, columns)
                     needs_root |= root
-                    edge_parts.append((edge_key, "node", tree_fields))
+                    edge_parts.append((edge_key, "node", object_writer(tree_fields)))
                 else:
                     raise Unsupported(edge_name)
             parts.append((key, "edges", tuple(edge_parts)))
         elif name == "pageInfo":
             info = tuple(_scalars(f, _PAGE_INFO, "PageInfo") for f in _fields(child.selection_set))
-            parts.append((key, "pageInfo", info))
+            parts.append((key, "pageInfo", object_writer(info)))
         else:
             raise Unsupported(name)
 
@@ -280,7 +295,7 @@ def _page_root(field: Any, node: FieldNode) -> Any:
             prime=False,  # a compiled plan never loads trees by id
         )
         nodes = [edge.node for edge in page.edges]
-        aux = await _prefetch(ctx, nodes, needs_root)
+        aux = await _prefetch(ctx, nodes, needs_root, columns)
         result: dict[str, Any] = {}
         for key, kind, sub in parts:
             if kind == "typename":
@@ -288,9 +303,9 @@ def _page_root(field: Any, node: FieldNode) -> Any:
             elif kind == "total":
                 result[key] = await page.total_count(ctx)
             elif kind == "nodes":
-                result[key] = [write_object(sub, tree, aux) for tree in nodes]
+                result[key] = [sub(tree, aux) for tree in nodes]
             elif kind == "pageInfo":
-                result[key] = write_object(sub, page, aux)
+                result[key] = sub(page, aux)
             else:
                 result[key] = [_edge(sub, edge, aux) for edge in page.edges]
         return result
@@ -306,18 +321,20 @@ def _edge(parts: tuple[tuple[str, str, Any], ...], edge: Any, aux: Aux) -> dict[
         elif kind == "typename":
             result[key] = sub
         else:
-            result[key] = write_object(sub, edge.node, aux)
+            result[key] = sub(edge.node, aux)
     return result
 
 
 def _counts_root(field: Any, node: FieldNode) -> Any:
-    fields = tuple(_scalars(f, _COUNT_SCALARS, "StateCount") for f in _fields(node.selection_set))
+    write = object_writer(
+        tuple(_scalars(f, _COUNT_SCALARS, "StateCount") for f in _fields(node.selection_set))
+    )
 
     async def run(ctx: Context, variables: VariableValues) -> Any:
         arguments = get_argument_values(field, node, variables)
         counts = await trees.count_trees(
             ctx, arguments["groupBy"], _filter(arguments.get("filter"))
         )
-        return [write_object(fields, count, {}) for count in counts]
+        return [write(count, {}) for count in counts]
 
     return run
