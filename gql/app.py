@@ -15,11 +15,12 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
+from strawberry.http.ides import get_graphql_ide_html
 
 from db.engine import create_engine
 from gql.fast_lane import CompiledLane
-from gql.graphiql import static_mount
-from gql.graphql_view import GraphQLView
+from gql.graphiql import localize, static_mount
+from gql.http import GraphQLEndpoint
 from gql.middleware import RequestIdMiddleware
 from gql.settings import Settings
 from resolvers.context import Limits
@@ -39,13 +40,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
     engine = create_engine(settings.database_url, settings.pool)
     schema = build_schema()
     schema.fast_path_enabled = settings.compiled_reads
-    view = GraphQLView(
+    schema.configure(
+        settings.document_limits,
+        introspection=settings.introspection_enabled,
+        hide_suggestions=settings.env == "production",
+    )
+    graphiql = localize(get_graphql_ide_html("graphiql")) if settings.graphiql_enabled else None
+    endpoint = GraphQLEndpoint(
         schema,
         engine,
         Limits(max_page_size=settings.max_page_size, default_page_size=settings.default_page_size),
-        graphiql=settings.graphiql_enabled,
         policy=settings.write_policy,
         anonymous=settings.anonymous,
+        max_body_bytes=settings.max_body_bytes,
+        max_batch=settings.max_batch,
+        graphiql_html=None if graphiql is None else (lambda: graphiql),
     )
 
     @contextlib.asynccontextmanager
@@ -77,7 +86,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     routes: list[BaseRoute] = [
         Route("/", index, methods=["GET"]),
-        Route("/graphql", view, methods=["GET", "POST"]),
+        Route("/graphql", endpoint),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
@@ -85,7 +94,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes.append(static_mount())  # GraphiQL's scripts and styles, under /graphql/static/
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(CompiledLane, view=view), Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(CompiledLane, endpoint=endpoint), Middleware(RequestIdMiddleware)],
         lifespan=lifespan,
     )
     app.state.engine = engine

@@ -5,8 +5,10 @@ its execution: this middleware reads the JSON body, identifies the caller, runs 
 plan (`schema.fast`) and writes the response itself. Everything else goes on to the app
 untouched, the body replayed: other methods and paths, other content types, documents without a
 plan, callers the app must turn away (unknown keys, no reader role), and any error while the plan
-runs, whose proper answer the full path gives. The response is the one the full path gives, byte
-for byte and header for header; `tests/http/test_compiled_lane.py` checks it.
+runs, whose proper answer the full path gives. It applies the endpoint's own rules (`gql.http`:
+content negotiation, content type, body limit, parameters, document limits and validation), and
+its response is the one the endpoint gives, byte for byte and header for header;
+`tests/http/test_compiled_lane.py` checks it.
 """
 
 from __future__ import annotations
@@ -14,24 +16,24 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from graphql import DocumentNode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.transitions import Role
 from gql.auth import InvalidKey, identify
+from gql.http import HttpError, content_type, is_json_content_type, negotiate, params_from
 from gql.middleware import request_id_for
 from resolvers.context import Context
 
 MAX_BODY = 64 * 1024
 """Bodies up to this size are read here; larger ones (never a compiled read) go on unread."""
 
-_JSON = b"application/json"
-
 
 class CompiledLane:
-    def __init__(self, app: ASGIApp, *, view: Any) -> None:
+    def __init__(self, app: ASGIApp, *, endpoint: Any) -> None:
         self.app = app
-        self.view = view  # gql.graphql_view.GraphQLView: engine, limits, policy, anonymous
-        self.schema = view.schema
+        self.endpoint = endpoint  # gql.http.GraphQLEndpoint: engine, limits, policy, anonymous
+        self.schema = endpoint.schema
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -45,14 +47,12 @@ class CompiledLane:
         headers: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
             headers.setdefault(name, value)  # the first of repeated headers, as Starlette
-        content_type = headers.get(b"content-type", b"")
         length = headers.get(b"content-length")
         if (
-            not content_type.startswith(_JSON)
-            or (content_type[len(_JSON) :].strip()[:1] not in (b"", b";"))
+            not is_json_content_type(headers.get(b"content-type", b"").decode("latin-1"))
             or length is None
             or not length.isdigit()
-            or int(length) > MAX_BODY
+            or int(length) > min(MAX_BODY, self.endpoint.max_body_bytes)
         ):
             await self.app(scope, receive, send)
             return
@@ -64,31 +64,26 @@ class CompiledLane:
         self, scope: Scope, headers: dict[bytes, bytes], body: bytes, send: Send
     ) -> bool:
         """Answer the request through its plan; False (nothing sent) if the app must."""
+        media = negotiate(headers.get(b"accept", b"").decode("latin-1") or None)
+        if media is None:
+            return False
         try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            params = params_from(orjson.loads(body))
+        except (orjson.JSONDecodeError, HttpError):
             return False
-        if not isinstance(payload, dict):
+        if params.extensions:
             return False
-        query = payload.get("query")
-        variables = payload.get("variables")
-        operation_name = payload.get("operationName")
-        if (
-            not isinstance(query, str)
-            or not (variables is None or isinstance(variables, dict))
-            or not (operation_name is None or isinstance(operation_name, str))
-            or payload.get("extensions")
-        ):
+        if not isinstance(self.schema.check_document(params.query), DocumentNode):
             return False
-        plan = self.schema.fast_path.plan(query)
-        if plan is None or operation_name not in (None, plan.operation_name):
+        plan = self.schema.fast_path.plan(params.query)
+        if plan is None or params.operation_name not in (None, plan.operation_name):
             return False
-        view = self.view
+        endpoint = self.endpoint
         try:
             identity = await identify(
-                view.engine,
+                endpoint.engine,
                 {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()},
-                view.anonymous,
+                endpoint.anonymous,
             )
         except InvalidKey:
             return False
@@ -97,10 +92,10 @@ class CompiledLane:
         request_id = request_id_for(headers.get(b"x-request-id", b""))
         scope.setdefault("state", {})["request_id"] = request_id
         context = Context.create(
-            view.engine, view.limits, request_id, identity=identity, policy=view.policy
+            endpoint.engine, endpoint.limits, request_id, identity=identity, policy=endpoint.policy
         )
         try:
-            data = await self.schema.fast_path.run(plan, context, variables)
+            data = await self.schema.fast_path.run(plan, context, params.variables)
         except Exception:  # the full path answers, errors included
             return False
         finally:
@@ -112,7 +107,7 @@ class CompiledLane:
                 "status": 200,
                 "headers": [
                     (b"content-length", str(len(response)).encode()),
-                    (b"content-type", _JSON),
+                    (b"content-type", content_type(media)),
                     (b"x-request-id", request_id.encode("latin-1")),
                 ],
             }

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from db.engine import PoolOptions
 from domain.transitions import Role
 from resolvers.context import WritePolicy
+from schema.limits import DocumentLimits
 
 
 class Settings(BaseSettings):
@@ -63,6 +64,24 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: float = Field(
         24.0, gt=0, description="How long an idempotency key is remembered."
     )
+    introspection: bool | None = Field(
+        None, description="Answer introspection queries; default: on in development only."
+    )
+    max_body_bytes: int = Field(
+        262_144, ge=1024, description="Largest request body; larger ones get 413 unread."
+    )
+    max_tokens: int = Field(2_000, ge=10, description="Most tokens a document may have.")
+    max_depth: int = Field(10, ge=1, description="Deepest field nesting a document may have.")
+    max_aliases: int = Field(15, ge=0, description="Most aliases a document may have.")
+    max_directives: int = Field(10, ge=0, description="Most directives a document may have.")
+    max_cost: int = Field(
+        50_000,
+        ge=1,
+        description="Highest estimated cost of an operation (a page's `first` multiplies).",
+    )
+    max_batch: int = Field(
+        1, ge=1, description="Operations a JSON array request may hold (1: batching off)."
+    )
     compiled_reads: bool = Field(
         True, description="Serve known read documents through the compiled path (schema/fast)."
     )
@@ -97,6 +116,21 @@ class Settings(BaseSettings):
             max_activate=self.max_activate,
             idempotency_ttl=timedelta(hours=self.idempotency_ttl_hours),
             rng=random.Random(self.lottery_seed),
+        )
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.env == "development" if self.introspection is None else self.introspection
+
+    @property
+    def document_limits(self) -> DocumentLimits:
+        return DocumentLimits(
+            max_tokens=self.max_tokens,
+            max_depth=self.max_depth,
+            max_aliases=self.max_aliases,
+            max_directives=self.max_directives,
+            max_cost=self.max_cost,
+            max_page_size=self.max_page_size,
         )
 
     @property

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    NoSchemaIntrospectionCustomRule,
+    specified_rules,
+    validate,
+)
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionResult
@@ -16,6 +23,7 @@ from strawberry.types.graphql import OperationType
 from resolvers.context import Context
 from schema.errors import ErrorCodes
 from schema.fast.run import FastPath
+from schema.limits import DocumentGuard, DocumentLimits
 from schema.mutation import Mutation
 from schema.query import Query
 
@@ -28,6 +36,44 @@ class TreegateSchema(strawberry.Schema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fast_path = FastPath(self._schema)
+        self.configure(DocumentLimits(), introspection=True, hide_suggestions=False)
+
+    def configure(
+        self, limits: DocumentLimits, *, introspection: bool, hide_suggestions: bool
+    ) -> None:
+        """Set the document limits and the validation policy (production hides more)."""
+        self.guard = DocumentGuard(self._schema, limits)
+        self._rules = (
+            list(specified_rules)
+            if introspection
+            else [*specified_rules, NoSchemaIntrospectionCustomRule]
+        )
+        self._hide_suggestions = hide_suggestions
+        self.introspection = introspection
+        self._validated = lru_cache(maxsize=512)(self._validate)
+
+    def _validate(self, source: str) -> DocumentNode | tuple[GraphQLError, ...]:
+        checked = self.guard.check(source)
+        if isinstance(checked, GraphQLError):
+            return (checked,)
+        errors = validate(
+            self._schema,
+            checked,
+            self._rules,
+            max_errors=20,
+            hide_suggestions=self._hide_suggestions,
+        )
+        for error in errors:
+            error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"}
+        return tuple(errors) or checked
+
+    def check_document(self, source: str) -> DocumentNode | list[GraphQLError]:
+        """The document if it is within the limits and valid, else the errors to answer with.
+
+        Run before execution by the HTTP endpoint and the compiled lane; cached by source.
+        """
+        checked = self._validated(source)
+        return list(checked) if isinstance(checked, tuple) else checked
 
     async def execute(
         self,

@@ -41,10 +41,19 @@ def test_defaults() -> None:
         "max_active_trees": 10,
         "max_activate": 100,
         "idempotency_ttl_hours": 24.0,
+        "introspection": None,
+        "max_body_bytes": 262_144,
+        "max_tokens": 2_000,
+        "max_depth": 10,
+        "max_aliases": 15,
+        "max_directives": 10,
+        "max_cost": 50_000,
+        "max_batch": 1,
         "lottery_seed": None,
         "compiled_reads": True,
     }
     assert settings.graphiql_enabled is True
+    assert settings.introspection_enabled is True
     assert settings.anonymous is Role.READER
     assert settings.write_policy.max_active_trees == 10
     assert settings.pool == PoolOptions(

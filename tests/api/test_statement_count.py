@@ -88,7 +88,7 @@ async def test_statements_without_nested_fields(
 async def test_trees_by_id_are_batched(
     client: httpx.AsyncClient, app: Starlette, engine: AsyncEngine
 ) -> None:
-    trees = await seed(engine, 20)
+    trees = await seed(engine, 15)  # 15 aliases: the default TREEGATE_MAX_ALIASES
     await warm_up(client)
     fields = " ".join(
         f't{i}: messageTreeState(messageTreeId: "{t.id}") '

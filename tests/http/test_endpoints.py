@@ -20,6 +20,7 @@ from gql.settings import Settings
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nope"
 STATE_MACHINE_QUERY = "{stateMachine{states{value}}}"
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -91,9 +92,13 @@ async def test_graphiql_in_development(tmp_path: Path) -> None:
 async def test_no_graphiql_when_disabled(tmp_path: Path, fields: dict[str, Any]) -> None:
     async with serve(_sqlite(tmp_path, **fields)) as client:
         response = await client.get("/graphql", headers={"Accept": "text/html"})
+        browser = await client.get("/graphql", headers={"Accept": BROWSER_ACCEPT})
         query = await client.get("/graphql", params={"query": STATE_MACHINE_QUERY})
-    assert response.status_code == 404
+    # No page: HTML alone is not acceptable; a browser (which also takes */*) gets JSON.
+    assert response.status_code == 406
     assert "graphiql" not in response.text.lower()
+    assert browser.headers["content-type"] == "application/json; charset=utf-8"
+    assert "graphiql" not in browser.text.lower()
     if fields.get("env") == "production":
         # No anonymous access in production: queries need a key (tests/mutations/test_roles.py).
         assert query.status_code == 401

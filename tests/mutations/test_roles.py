@@ -195,13 +195,14 @@ async def test_production_refuses_anonymous_reads_and_writes(
         check_401(await post(client, HALT, halt))
         assert await snapshot(engine) == before
 
-        # A key of any role reads; the GraphiQL page (off in production) is still a 404.
+        # A key of any role reads; the GraphiQL page is off in production (HTML alone: 406).
         for header in ("bearer", "x-api-key"):
             answer = await post(client, QUERY, variables, key=api_keys.reader, header=header)
             assert answer.status_code == 200
             assert answer.json()["data"]["result"]["state"] == "GROWING"
         page = await client.get("/graphql", headers={"Accept": "text/html"})
-        assert page.status_code == 404
+        assert page.status_code == 406
+        assert "graphiql" not in page.text.lower()
         written = await post(client, HALT, halt, key=api_keys.moderator)
         assert written.json()["data"]["result"]["__typename"] == "TransitionApplied"
 

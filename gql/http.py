@@ -1,0 +1,367 @@
+"""The GraphQL endpoint, by the GraphQL-over-HTTP specification.
+
+- Media types: `application/graphql-response+json` when the client's `Accept` prefers it,
+  `application/json` for legacy clients (no `Accept`, `*/*`, `application/json`); 406 when it
+  accepts neither. Bodies are UTF-8 (orjson).
+- Status codes: a request the server cannot take is 4xx whatever the media type (bad JSON, bad
+  parameters, a body over the size limit 413, a content type other than JSON 415, a mutation
+  over GET 405 with `Allow: POST`). A document that fails to parse, breaks a limit, fails
+  validation or whose variables do not coerce is 400 under `application/graphql-response+json`
+  (with no `data` entry) and 200 under `application/json`, as the specification says.
+- POST needs `Content-Type: application/json`: the content types a cross-site form may send
+  (`text/plain`, `application/x-www-form-urlencoded`, `multipart/form-data`) are refused, so no
+  other site can make a browser run a mutation (CSRF).
+- GET runs queries from the URL (`query`, `operationName`, `variables` and `extensions` as JSON);
+  a browser asking for HTML gets GraphiQL when it is on.
+- Before anything runs: the caller's key (401 for an unknown or revoked key, or for a caller
+  without the reader role), the document limits (`schema.limits`), then validation, with
+  introspection off and suggestions hidden in production.
+
+Execution is the schema's (`schema.build.TreegateSchema`), compiled path first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    OperationType,
+    get_operation_ast,
+)
+from starlette.datastructures import Headers
+from starlette.types import Receive, Scope, Send
+
+from domain.outcomes import Identity
+from domain.transitions import Role
+from gql.auth import InvalidKey, identify
+from resolvers.context import Context, Limits, WritePolicy
+from schema.errors import classify
+
+logger = logging.getLogger("treegate.http")
+
+JSON = "application/json"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+BAD_REQUEST = "BAD_REQUEST"
+UNKNOWN_KEY = "the API key is unknown or revoked"
+KEY_NEEDED = (
+    "this server needs an API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
+)
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The response media type for an `Accept` header; None if it accepts neither of ours.
+
+    The highest quality wins; at equal quality `application/graphql-response+json`, the
+    specification's own type, wins over `application/json`, which `*/*` and `application/*`
+    mean (legacy clients understand it).
+    """
+    if not accept:
+        return JSON
+    best: tuple[float, int, str] | None = None
+    for part in accept.split(","):
+        media, _, parameters = part.strip().partition(";")
+        media = media.strip().lower()
+        quality = 1.0
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality <= 0:
+            continue
+        if media == GRAPHQL_RESPONSE:
+            candidate = (quality, 2, GRAPHQL_RESPONSE)
+        elif media in (JSON, "application/*", "*/*"):
+            candidate = (quality, 1, JSON)
+        else:
+            continue
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    return None if best is None else best[2]
+
+
+def content_type(media: str) -> bytes:
+    return f"{media}; charset=utf-8".encode()
+
+
+class HttpError(Exception):
+    """A request the endpoint refuses before any GraphQL work, with its status and code."""
+
+    def __init__(
+        self, status: int, message: str, code: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.headers = dict(headers or {})
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    extensions: dict[str, Any] | None
+
+
+def params_from(payload: Any) -> Params:
+    """The request parameters, checked for their types (400 otherwise)."""
+    if not isinstance(payload, dict):
+        raise HttpError(400, "the request must be a JSON object", BAD_REQUEST)
+    query = payload.get("query")
+    if query is None:
+        raise HttpError(400, "the request has no `query`", BAD_REQUEST)
+    if not isinstance(query, str):
+        raise HttpError(400, "`query` must be a string", BAD_REQUEST)
+    variables = payload.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        raise HttpError(400, "`variables` must be a map", BAD_REQUEST)
+    operation_name = payload.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise HttpError(400, "`operationName` must be a string", BAD_REQUEST)
+    extensions = payload.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise HttpError(400, "`extensions` must be a map", BAD_REQUEST)
+    return Params(query, variables, operation_name, extensions)
+
+
+def params_from_query_string(query_string: bytes) -> dict[str, Any]:
+    raw = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+    payload: dict[str, Any] = {k: v for k, v in raw.items() if k in ("query", "operationName")}
+    for name in ("variables", "extensions"):
+        if raw.get(name):
+            try:
+                payload[name] = orjson.loads(raw[name])
+            except orjson.JSONDecodeError:
+                raise HttpError(400, f"`{name}` is not valid JSON", BAD_REQUEST) from None
+    return payload
+
+
+async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    declared = headers.get("content-length")
+    too_large = HttpError(
+        413, f"the request body exceeds {limit} bytes (TREEGATE_MAX_BODY_BYTES)", "BODY_TOO_LARGE"
+    )
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HttpError(400, "the client went away", BAD_REQUEST)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def is_json_content_type(value: str | None) -> bool:
+    if not value:
+        return False
+    media, _, parameters = value.partition(";")
+    if media.strip().lower() != JSON:
+        return False
+    for parameter in parameters.split(";"):
+        name, _, charset = parameter.strip().partition("=")
+        if name.strip().lower() == "charset" and charset.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            return False
+    return True
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+class GraphQLEndpoint:
+    """The ASGI application serving /graphql (see the module's docstring)."""
+
+    def __init__(
+        self,
+        schema: Any,
+        engine: Any,
+        limits: Limits,
+        *,
+        policy: WritePolicy,
+        anonymous: Role | None,
+        max_body_bytes: int,
+        max_batch: int,
+        graphiql_html: Callable[[], str] | None,
+    ) -> None:
+        self.schema = schema  # schema.build.TreegateSchema
+        self.engine = engine
+        self.limits = limits
+        self.policy = policy
+        self.anonymous = anonymous
+        self.max_body_bytes = max_body_bytes
+        self.max_batch = max_batch
+        self.graphiql_html = graphiql_html
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        request_id = scope.get("state", {}).get("request_id", "-")
+        media = negotiate(headers.get("accept"))
+        try:
+            if scope["method"] not in ("GET", "POST"):
+                raise HttpError(
+                    405, "use GET or POST", "METHOD_NOT_ALLOWED", {"Allow": "GET, POST"}
+                )
+            if scope["method"] == "GET" and self._wants_graphiql(scope, headers):
+                await self._send(send, 200, self.graphiql_html(), {}, "text/html")  # type: ignore[misc]
+                return
+            if media is None:
+                raise HttpError(
+                    406,
+                    f"this endpoint answers {GRAPHQL_RESPONSE} or {JSON}",
+                    "NOT_ACCEPTABLE",
+                )
+            identity = await self._identify(headers)
+            outcome = await self._handle(scope, receive, headers, media, identity, request_id)
+        except HttpError as error:
+            body = {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}
+            outcome = Outcome(error.status, body, error.headers)
+        await self._send(send, outcome.status, outcome.body, outcome.headers, media or JSON)
+
+    def _wants_graphiql(self, scope: Scope, headers: Headers) -> bool:
+        if self.graphiql_html is None:
+            return False
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        return "query" not in query and "text/html" in headers.get("accept", "")
+
+    async def _identify(self, headers: Headers) -> Identity:
+        try:
+            identity = await identify(self.engine, headers, self.anonymous)
+        except InvalidKey:
+            raise HttpError(
+                401, UNKNOWN_KEY, "UNAUTHENTICATED", {"WWW-Authenticate": "Bearer"}
+            ) from None
+        if not identity.allows(Role.READER):
+            raise HttpError(401, KEY_NEEDED, "UNAUTHENTICATED", {"WWW-Authenticate": "Bearer"})
+        return identity
+
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        headers: Headers,
+        media: str,
+        identity: Identity,
+        request_id: str,
+    ) -> Outcome:
+        get = scope["method"] == "GET"
+        if get:
+            payload: Any = params_from_query_string(scope.get("query_string", b""))
+        else:
+            if not is_json_content_type(headers.get("content-type")):
+                raise HttpError(
+                    415,
+                    f"POST needs `Content-Type: {JSON}` (other types are refused: CSRF)",
+                    "UNSUPPORTED_MEDIA_TYPE",
+                )
+            body = await read_body(receive, headers, self.max_body_bytes)
+            if not body.strip():
+                raise HttpError(400, "the request body is empty", BAD_REQUEST)
+            try:
+                payload = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise HttpError(400, "the request body is not valid JSON", BAD_REQUEST) from None
+        if isinstance(payload, list):
+            if self.max_batch <= 1:
+                raise HttpError(
+                    400,
+                    "batched requests are off (TREEGATE_MAX_BATCH)",
+                    "BATCH_LIMIT_EXCEEDED",
+                )
+            if not 1 <= len(payload) <= self.max_batch:
+                raise HttpError(
+                    400,
+                    f"a batch holds 1 to {self.max_batch} operations (TREEGATE_MAX_BATCH)",
+                    "BATCH_LIMIT_EXCEEDED",
+                )
+            results = [
+                await self._operation(params_from(p), media, identity, request_id, get)
+                for p in payload
+            ]
+            return Outcome(200, [r.body for r in results], {})
+        return await self._operation(params_from(payload), media, identity, request_id, get)
+
+    async def _operation(
+        self, params: Params, media: str, identity: Identity, request_id: str, get: bool
+    ) -> Outcome:
+        checked = self.schema.check_document(params.query)
+        if isinstance(checked, list):
+            return self._request_error(checked, media, request_id)
+        document: DocumentNode = checked
+        operation = get_operation_ast(document, params.operation_name)
+        if operation is None:
+            message = (
+                f"Unknown operation named '{params.operation_name}'."
+                if params.operation_name
+                else "Must provide operation name if query contains multiple operations."
+            )
+            error = GraphQLError(message, extensions={"code": "GRAPHQL_VALIDATION_FAILED"})
+            return self._request_error([error], media, request_id)
+        if get and operation.operation is not OperationType.QUERY:
+            raise HttpError(
+                405,
+                f"a {operation.operation.value} must be sent with POST",
+                "METHOD_NOT_ALLOWED",
+                {"Allow": "POST"},
+            )
+        context = Context.create(
+            self.engine, self.limits, request_id, identity=identity, policy=self.policy
+        )
+        try:
+            result = await self.schema.execute(
+                params.query,
+                variable_values=params.variables,
+                context_value=context,
+                operation_name=params.operation_name,
+            )
+        finally:
+            await context.close()
+        errors = [classify(e, request_id) for e in result.errors or ()]
+        if result.data is None and errors and all(e.path is None for e in errors):
+            # Nothing ran (variables that do not coerce): a request error.
+            return self._request_error(errors, media, request_id)
+        body: dict[str, Any] = {"data": result.data}
+        if errors:
+            body["errors"] = [e.formatted for e in errors]
+        return Outcome(200, body, {})
+
+    def _request_error(self, errors: list[GraphQLError], media: str, request_id: str) -> Outcome:
+        status = 400 if media == GRAPHQL_RESPONSE else 200
+        formatted = [classify(e, request_id).formatted for e in errors]
+        return Outcome(status, {"errors": formatted}, {})
+
+    async def _send(
+        self, send: Send, status: int, body: Any, headers: Mapping[str, str], media: str
+    ) -> None:
+        payload = body.encode() if isinstance(body, str) else orjson.dumps(body)
+        raw_headers = [
+            (b"content-type", content_type(media)),
+            (b"content-length", str(len(payload)).encode()),
+            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": payload})
