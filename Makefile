@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install browser run test lint format schema clean bench
+.PHONY: install browser audit-tools run test lint format schema clean bench
 
 install: $(STAMP)
 
@@ -42,7 +42,16 @@ run: install
 	@$(BIN)/treegate keys create --name dev-admin --role admin --replace
 	$(BIN)/treegate serve
 
-test: install browser
+# The GraphQL-over-HTTP audit (npm's graphql-http, pinned by its lock file) runs under Node.js.
+AUDIT_DIR := tests/e2e/audit
+AUDIT_STAMP := $(AUDIT_DIR)/node_modules/.package-lock.json
+
+audit-tools: $(AUDIT_STAMP)
+
+$(AUDIT_STAMP): $(AUDIT_DIR)/package.json $(AUDIT_DIR)/package-lock.json
+	npm ci --prefix $(AUDIT_DIR) --no-audit --no-fund --loglevel=error
+
+test: install browser audit-tools
 	$(BIN)/python -m pytest
 
 lint: install

@@ -23,6 +23,7 @@ from gql.graphiql import localize, static_mount
 from gql.http import GraphQLEndpoint
 from gql.middleware import RequestIdMiddleware
 from gql.settings import Settings
+from resolvers.caches import Caches, CountCache
 from resolvers.context import Limits
 from schema.build import build_schema
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_body_bytes=settings.max_body_bytes,
         max_batch=settings.max_batch,
         graphiql_html=None if graphiql is None else (lambda: graphiql),
+        caches=Caches(counts=CountCache(ttl=settings.count_cache_s)),
     )
 
     @contextlib.asynccontextmanager

@@ -92,7 +92,12 @@ class CompiledLane:
         request_id = request_id_for(headers.get(b"x-request-id", b""))
         scope.setdefault("state", {})["request_id"] = request_id
         context = Context.create(
-            endpoint.engine, endpoint.limits, request_id, identity=identity, policy=endpoint.policy
+            endpoint.engine,
+            endpoint.limits,
+            request_id,
+            identity=identity,
+            policy=endpoint.policy,
+            caches=endpoint.caches,
         )
         try:
             data = await self.schema.fast_path.run(plan, context, params.variables)

@@ -41,6 +41,7 @@ from starlette.types import Receive, Scope, Send
 from domain.outcomes import Identity
 from domain.transitions import Role
 from gql.auth import InvalidKey, identify
+from resolvers.caches import Caches
 from resolvers.context import Context, Limits, WritePolicy
 from schema.errors import classify
 
@@ -207,6 +208,7 @@ class GraphQLEndpoint:
         max_body_bytes: int,
         max_batch: int,
         graphiql_html: Callable[[], str] | None,
+        caches: Caches | None = None,
     ) -> None:
         self.schema = schema  # schema.build.TreegateSchema
         self.engine = engine
@@ -216,6 +218,7 @@ class GraphQLEndpoint:
         self.max_body_bytes = max_body_bytes
         self.max_batch = max_batch
         self.graphiql_html = graphiql_html
+        self.caches = caches or Caches()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
@@ -329,7 +332,12 @@ class GraphQLEndpoint:
                 {"Allow": "POST"},
             )
         context = Context.create(
-            self.engine, self.limits, request_id, identity=identity, policy=self.policy
+            self.engine,
+            self.limits,
+            request_id,
+            identity=identity,
+            policy=self.policy,
+            caches=self.caches,
         )
         try:
             result = await self.schema.execute(

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     max_batch: int = Field(
         1, ge=1, description="Operations a JSON array request may hold (1: batching off)."
     )
+    count_cache_s: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds a count (totalCount, treeStateCounts) is shared by requests; 0: off.",
+    )
     compiled_reads: bool = Field(
         True, description="Serve known read documents through the compiled path (schema/fast)."
     )

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db.session import RequestConnection
 from domain.outcomes import Identity
 from domain.transitions import Role
+from resolvers.caches import Caches
 from resolvers.loaders import Loaders
 
 
@@ -65,6 +66,7 @@ class Context:
     hooks: Hooks = field(default_factory=Hooks)
     clock: Callable[[], datetime] = utc_now
     extras: dict[str, Any] = field(default_factory=dict)
+    caches: Caches = field(default_factory=Caches)
 
     @classmethod
     def create(
@@ -75,6 +77,7 @@ class Context:
         *,
         identity: Identity | None = None,
         policy: WritePolicy | None = None,
+        caches: Caches | None = None,
     ) -> Context:
         db = RequestConnection(engine)
         return cls(
@@ -85,10 +88,12 @@ class Context:
             loaders=Loaders(db),
             identity=identity or Identity(None, Role.READER),
             policy=policy or WritePolicy(),
+            caches=caches or Caches(),
         )
 
     async def after_write(self) -> None:
         """Reads after a committed write must see it: drop the read snapshot and caches."""
+        self.caches.counts.clear()
         await self.db.reset()
         self.loaders = Loaders(self.db)
 

@@ -46,8 +46,11 @@ class TreePage:
         return self.edges[-1].cursor if self.edges else None
 
     async def total_count(self, ctx: Context) -> int:
-        async with ctx.db.reads() as reads:
-            return await reads.count_trees(self.tree_filter)
+        async def count() -> int:
+            async with ctx.db.reads() as reads:
+                return await reads.count_trees(self.tree_filter)
+
+        return await ctx.caches.counts.get(("total", self.tree_filter), count)
 
 
 async def get_tree(ctx: Context, tree_id: UUID) -> TreeState | None:
@@ -100,5 +103,9 @@ async def list_trees(
 async def count_trees(
     ctx: Context, dimensions: Sequence[CountDimension], tree_filter: TreeFilter | None
 ) -> list[StateCount]:
-    async with ctx.db.reads() as reads:
-        return await reads.count_by(dimensions, tree_filter)
+    async def count() -> list[StateCount]:
+        async with ctx.db.reads() as reads:
+            return await reads.count_by(dimensions, tree_filter)
+
+    key = ("by", frozenset(dimensions), tree_filter)
+    return await ctx.caches.counts.get(key, count)

@@ -49,6 +49,7 @@ def test_defaults() -> None:
         "max_directives": 10,
         "max_cost": 50_000,
         "max_batch": 1,
+        "count_cache_s": 1.0,
         "lottery_seed": None,
         "compiled_reads": True,
     }
