@@ -102,6 +102,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="also run Q1-Q3 on a database of this many trees, e.g. 1000000",
     )
     add("--queries", default="Q1,Q2,Q3,Q4,Q5", help="which queries (default all)")
+    add(
+        "--show",
+        type=Path,
+        default=None,
+        metavar="RESULTS_JSON",
+        help="print the table of a saved run (bench/results/*.json) and exit",
+    )
     add("--reseed", action="store_true", help="seed again even if a seeded database exists")
     add(
         "--server",
@@ -612,6 +619,9 @@ class Bench:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.show is not None:
+        print(report.render(json.loads(args.show.read_text())))
+        return 0
 
     def interrupt(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
