@@ -30,3 +30,10 @@ class Unauthenticated(TreegateError):
 
 class Forbidden(TreegateError):
     """The caller's role is below what the operation needs (FORBIDDEN)."""
+
+
+def check_text(argument: str, value: str | None) -> None:
+    """Text a client sends for storage or comparison: no NUL (U+0000), which PostgreSQL's text
+    cannot hold (and a comparison with one would fail there, not in the client's input)."""
+    if value is not None and "\x00" in value:
+        raise InvalidInput(argument, f"`{argument}` must not contain NUL characters (U+0000)")

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import idempotency
 from db.engine import write_transaction
 from domain.codec import decode_outcome, encode_outcome
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, check_text
 from domain.outcomes import LotteryOutcome, TransitionOutcome
 from resolvers.context import Context
 
@@ -32,6 +32,7 @@ def check_key(key: str | None) -> None:
         raise InvalidInput(
             "idempotencyKey", f"`idempotencyKey` must be 1 to {MAX_KEY_LENGTH} characters"
         )
+    check_text("idempotencyKey", key)
 
 
 async def run_once(

@@ -16,7 +16,7 @@ from domain.decisions import (
     find_rule,
     resume_target,
 )
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, check_text
 from domain.guards import MESSAGE_GUARDS, TreeFacts
 from domain.outcomes import (
     TransitionApplied,
@@ -57,6 +57,7 @@ async def transition_tree(ctx: Context, request: TransitionRequest) -> Transitio
     require(ctx, REQUIRED_ROLE[request.operation], request.operation.value)
     if request.reason is not None and len(request.reason) > MAX_REASON_LENGTH:
         raise InvalidInput("reason", f"`reason` is longer than {MAX_REASON_LENGTH} characters")
+    check_text("reason", request.reason)
 
     async def action(conn: AsyncConnection) -> TransitionOutcome:
         return await _apply(ctx, conn, request)

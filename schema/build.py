@@ -11,6 +11,7 @@ from graphql import (
     DocumentNode,
     GraphQLError,
     NoSchemaIntrospectionCustomRule,
+    recommended_rules,
     specified_rules,
     validate,
 )
@@ -43,11 +44,9 @@ class TreegateSchema(strawberry.Schema):
     ) -> None:
         """Set the document limits and the validation policy (production hides more)."""
         self.guard = DocumentGuard(self._schema, limits)
-        self._rules = (
-            list(specified_rules)
-            if introspection
-            else [*specified_rules, NoSchemaIntrospectionCustomRule]
-        )
+        self._rules = [*specified_rules, *recommended_rules]
+        if not introspection:
+            self._rules.append(NoSchemaIntrospectionCustomRule)
         self._hide_suggestions = hide_suggestions
         self.introspection = introspection
         self._validated = lru_cache(maxsize=512)(self._validate)
@@ -64,7 +63,12 @@ class TreegateSchema(strawberry.Schema):
             hide_suggestions=self._hide_suggestions,
         )
         for error in errors:
-            error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"}
+            code = (
+                "INTROSPECTION_DEPTH_EXCEEDED"
+                if error.message.startswith("Maximum introspection depth exceeded")
+                else "GRAPHQL_VALIDATION_FAILED"
+            )
+            error.extensions = {**(error.extensions or {}), "code": code}
         return tuple(errors) or checked
 
     def check_document(self, source: str) -> DocumentNode | list[GraphQLError]:

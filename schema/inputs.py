@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import strawberry
 
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, check_text
 from domain.values import TreeFilter
 from schema.enums import State
 
@@ -41,6 +41,16 @@ class MessageTreeStateFilter:
                     f"filter.{name}",
                     f"`filter.{name}` needs a time zone, e.g. 2023-04-01T12:00:00+00:00",
                 )
+            if value is not None:
+                try:
+                    value.astimezone(UTC)
+                except OverflowError:
+                    raise InvalidInput(
+                        f"filter.{name}", f"`filter.{name}` is out of range in UTC"
+                    ) from None
+        for lang in self.langs or ():
+            check_text("filter.langs", lang)
+        check_text("filter.origin", self.origin)
         return TreeFilter(
             states=None if self.states is None else tuple(self.states),
             langs=None if self.langs is None else tuple(self.langs),

@@ -10,6 +10,11 @@ Cost: every field costs 1, plus the cost of its selection times its multiplier. 
 it comes from a variable (not known until the request runs), or the argument's default when
 absent. Other fields multiply by 1 (a connection's `nodes` and `edges` are the page's rows,
 already counted by `first`). Fragments are expanded where they are spread.
+
+Introspection (`__schema`, `__type`) is left to its own rules, as graphql-armor does by default:
+graphql-core's `MaxIntrospectionDepthRule` bounds its nesting (the circular-introspection attack),
+production turns it off, and the standard introspection query of tools (GraphiQL, codegen,
+schemathesis) is deeper than the depth limit.
 """
 
 from __future__ import annotations
@@ -168,6 +173,9 @@ class _Counter(Visitor):
         self.directives += 1
 
 
+_INTROSPECTION = frozenset({"__schema", "__type"})
+
+
 class _Walker:
     """Depth and cost of a selection set, with fragments expanded (each at most once per path)."""
 
@@ -216,6 +224,11 @@ class _Walker:
             return 0  # too deep already: reported as such, no need to go further
         total = 0
         for node, parent_type in self._fields(selection_set, parent):
+            if node.name.value in _INTROSPECTION:
+                # Bounded by the schema's size, and its nesting by graphql-core's
+                # MaxIntrospectionDepthRule: tools' standard introspection query is 11 deep.
+                total += 1
+                continue
             field_type = None
             argument_default = None
             if isinstance(parent_type, GraphQLObjectType | GraphQLInterfaceType):

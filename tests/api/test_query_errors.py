@@ -254,3 +254,25 @@ async def test_configured_page_sizes(
     for first in (11, 100):
         body = await gql(small_pages_client, PAGE, {"first": first})
         assert_bad_input(body, "messageTreeStates", "between 1 and 10", str(first))
+
+
+# Found by fuzzing (tests/e2e/test_fuzz.py): PostgreSQL's text cannot hold NUL, and an instant
+# whose UTC form falls outside years 1-9999 cannot be sent to either database.
+@pytest.mark.parametrize(
+    ("condition", "words"),
+    [
+        ('langs: ["e\\u0000n"]', ("filter.langs", "NUL")),
+        ('origin: "x\\u0000"', ("filter.origin", "NUL")),
+        ('wonLotteryAfter: "0001-01-01T00:00:00+05:00"', ("filter.wonLotteryAfter", "range")),
+        ('wonLotteryBefore: "9999-12-31T23:59:59-05:00"', ("filter.wonLotteryBefore", "range")),
+    ],
+)
+async def test_filter_values_no_database_can_take(
+    client: httpx.AsyncClient, engine: AsyncEngine, condition: str, words: tuple[str, ...]
+) -> None:
+    await seed(engine, 3)
+    for field, query in (
+        ("treeStateCounts", f"{{ treeStateCounts(filter: {{{condition}}}) {{ count }} }}"),
+        ("messageTreeStates", f"{{ messageTreeStates(filter: {{{condition}}}) {{ totalCount }} }}"),
+    ):
+        assert_bad_input(await gql(client, query), field, *words)

@@ -215,7 +215,7 @@ async def test_concurrent_retries_have_one_effect(
     assert after.idempotency_rows == 1
 
 
-@pytest.mark.parametrize("bad", ["", "k" * 256])
+@pytest.mark.parametrize("bad", ["", "k" * 256, "k\x00"], ids=["empty", "256", "nul"])
 async def test_idempotency_key_length(
     client: httpx.AsyncClient, engine: AsyncEngine, api_keys: ApiKeys, bad: str
 ) -> None:

@@ -259,3 +259,15 @@ async def test_reason_longer_than_2000_characters(
     longest = {**too_long, "reason": "é" * 2000}
     result = await mutate(client, TRANSITION, longest, api_keys.operator)
     assert result["transition"]["reason"] == "é" * 2000
+
+
+async def test_reason_with_a_nul_character(
+    client: httpx.AsyncClient, engine: AsyncEngine, api_keys: ApiKeys
+) -> None:
+    tree_id = await make_tree(engine, S.GROWING, won=WON)
+    before = await snapshot(engine)
+    bad = {"messageTreeId": str(tree_id), "to": "ABORTED_LOW_GRADE", "reason": "a\x00b"}
+    answer = await body(client, TRANSITION, {"input": bad}, key=api_keys.operator)
+    assert error_codes(answer) == ["BAD_USER_INPUT"]
+    assert "NUL" in answer["errors"][0]["message"]
+    assert await snapshot(engine) == before

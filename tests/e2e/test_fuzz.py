@@ -1,0 +1,91 @@
+"""Schemathesis in GraphQL mode against a real `treegate serve`, as an admin: every operation
+(queries and mutations), 100 generated documents each, a fixed seed. No 5xx, and no unexpected
+error in place of a typed result (tests/e2e/fuzz_checks.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL
+
+from tests.databases import postgres_database
+from tests.e2e.server import clean_env, migrate_and_seed, run_cli, serving
+
+pytestmark = pytest.mark.e2e
+
+SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
+SEED = 20261126
+EXAMPLES = 100
+OPERATIONS = 10  # the Query and Mutation fields
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_env(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[dict[str, str]]:
+    env = clean_env()
+    if request.param == "sqlite":
+        env["TREEGATE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'fuzz.db'}"
+        yield env
+        return
+    async with postgres_database("treegate_fuzz") as url:
+        env["TREEGATE_DATABASE_URL"] = URL.render_as_string(url, hide_password=False)
+        yield env
+
+
+def test_fuzzing_finds_nothing(database_env: dict[str, str], tmp_path: Path) -> None:
+    run(database_env, tmp_path)
+
+
+def run(env: dict[str, str], tmp_path: Path) -> None:
+    migrate_and_seed(env, 50)
+    created = run_cli(env, "keys", "create", "--name", "fuzz", "--role", "admin")
+    assert created.returncode == 0, created.stderr
+    key = re.search(r"tg_[A-Za-z0-9_-]+", created.stdout)
+    assert key is not None, created.stdout
+    report = tmp_path / "report"
+    with serving(env, tmp_path / "server.log") as base:
+        done = subprocess.run(
+            [
+                SCHEMATHESIS,
+                "run",
+                f"{base}/graphql",
+                "--max-examples",
+                str(EXAMPLES),
+                "--seed",
+                str(SEED),
+                "--header",
+                f"Authorization: Bearer {key.group(0)}",
+                "--checks",
+                "not_a_server_error,no_unexpected_graphql_error",
+                "--workers",
+                "1",
+                "--report",
+                "json",
+                "--report-dir",
+                str(report),
+            ],
+            env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.e2e.fuzz_checks", "NO_COLOR": "1"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            cwd=Path(__file__).parents[2],
+        )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    summary = re.search(r"(\d+) generated, (\d+) passed", done.stdout)
+    assert summary is not None, done.stdout[-2000:]
+    generated, passed = int(summary.group(1)), int(summary.group(2))
+    assert f"Selected: {OPERATIONS}/{OPERATIONS}" in done.stdout
+    assert generated == passed >= OPERATIONS * EXAMPLES * 0.9, done.stdout[-2000:]
+    print(f"schemathesis: {generated} generated, {passed} passed, 0 failures")
+    reports = list(report.glob("*.json"))
+    assert reports
+    assert json.loads(reports[0].read_text())
