@@ -23,7 +23,7 @@ from gql.graphiql import localize, static_mount
 from gql.http import GraphQLEndpoint
 from gql.middleware import RequestIdMiddleware
 from gql.settings import Settings
-from resolvers.caches import Caches, CountCache
+from resolvers.caches import Caches, SharedCache
 from resolvers.context import Limits
 from schema.build import build_schema
 
@@ -56,7 +56,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_body_bytes=settings.max_body_bytes,
         max_batch=settings.max_batch,
         graphiql_html=None if graphiql is None else (lambda: graphiql),
-        caches=Caches(counts=CountCache(ttl=settings.count_cache_s)),
+        caches=Caches(
+            counts=SharedCache(ttl=settings.count_cache_s),
+            responses=SharedCache(ttl=settings.response_cache_s),
+        ),
+        cache_control=settings.cache_control,
     )
 
     @contextlib.asynccontextmanager
@@ -101,5 +105,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.engine = engine
     app.state.schema = schema
+    app.state.endpoint = endpoint
     app.state.settings = settings
     return app

@@ -22,6 +22,7 @@ Execution is the schema's (`schema.build.TreegateSchema`), compiled path first.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from graphql import (
     get_operation_ast,
 )
 from starlette.datastructures import Headers
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from domain.outcomes import Identity
 from domain.transitions import Role
@@ -209,6 +210,7 @@ class GraphQLEndpoint:
         max_batch: int,
         graphiql_html: Callable[[], str] | None,
         caches: Caches | None = None,
+        cache_control: str = "no-cache",
     ) -> None:
         self.schema = schema  # schema.build.TreegateSchema
         self.engine = engine
@@ -219,6 +221,8 @@ class GraphQLEndpoint:
         self.max_batch = max_batch
         self.graphiql_html = graphiql_html
         self.caches = caches or Caches()
+        self.cache_control = cache_control
+        self.not_modified = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
@@ -239,11 +243,51 @@ class GraphQLEndpoint:
                     "NOT_ACCEPTABLE",
                 )
             identity = await self._identify(headers)
+            if scope["method"] == "GET":
+                await self._conditional_get(scope, send, headers, media, identity, request_id)
+                return
             outcome = await self._handle(scope, receive, headers, media, identity, request_id)
         except HttpError as error:
             body = {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}
             outcome = Outcome(error.status, body, error.headers)
         await self._send(send, outcome.status, outcome.body, outcome.headers, media or JSON)
+
+    async def _conditional_get(
+        self,
+        scope: Scope,
+        send: Send,
+        headers: Headers,
+        media: str,
+        identity: Identity,
+        request_id: str,
+    ) -> None:
+        """A GET query: answered from the shared response cache when the same URL was answered
+        for the same role within the window, with a strong ETag over the body; a matching
+        `If-None-Match` gets 304 and no body."""
+
+        async def answer() -> Rendered:
+            outcome = await self._handle(scope, _no_body, headers, media, identity, request_id)
+            payload = orjson.dumps(outcome.body)
+            extra = dict(outcome.headers)
+            if (
+                outcome.status == 200
+                and isinstance(outcome.body, dict)
+                and "errors" not in outcome.body
+            ):
+                extra["ETag"] = '"' + hashlib.blake2b(payload, digest_size=16).hexdigest() + '"'
+                extra["Cache-Control"] = self.cache_control
+            extra["Vary"] = VARY
+            return Rendered(outcome.status, payload, extra)
+
+        key = (scope.get("query_string", b""), identity.role, media)
+        rendered = await self.caches.responses.get(key, answer)
+        etag = rendered.headers.get("ETag")
+        if etag is not None and _matches(headers.get("if-none-match"), etag):
+            self.not_modified += 1
+            kept = {k: v for k, v in rendered.headers.items() if k != "Content-Length"}
+            await self._send_bytes(send, 304, b"", kept, media, body_headers=False)
+            return
+        await self._send_bytes(send, rendered.status, rendered.payload, rendered.headers, media)
 
     def _wants_graphiql(self, scope: Scope, headers: Headers) -> bool:
         if self.graphiql_html is None:
@@ -366,10 +410,50 @@ class GraphQLEndpoint:
         self, send: Send, status: int, body: Any, headers: Mapping[str, str], media: str
     ) -> None:
         payload = body.encode() if isinstance(body, str) else orjson.dumps(body)
+        await self._send_bytes(send, status, payload, headers, media)
+
+    async def _send_bytes(
+        self,
+        send: Send,
+        status: int,
+        payload: bytes,
+        headers: Mapping[str, str],
+        media: str,
+        *,
+        body_headers: bool = True,
+    ) -> None:
         raw_headers = [
-            (b"content-type", content_type(media)),
-            (b"content-length", str(len(payload)).encode()),
             *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
         ]
+        if body_headers:
+            raw_headers += [
+                (b"content-type", content_type(media)),
+                (b"content-length", str(len(payload)).encode()),
+            ]
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+VARY = "Accept, Authorization, X-API-Key"
+"""What a GET answer depends on besides its URL: the media type, and the caller's role."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    status: int
+    payload: bytes
+    headers: dict[str, str]
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether `If-None-Match` names `etag` (weak comparison, as RFC 9110 asks for it)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return etag in tags
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}

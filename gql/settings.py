@@ -87,6 +87,14 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds a count (totalCount, treeStateCounts) is shared by requests; 0: off.",
     )
+    response_cache_s: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds an answer to a GET query is shared by identical requests; 0: off.",
+    )
+    cache_control: str = Field(
+        "no-cache", description="`Cache-Control` of GET query answers (clients revalidate)."
+    )
     compiled_reads: bool = Field(
         True, description="Serve known read documents through the compiled path (schema/fast)."
     )

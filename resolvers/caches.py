@@ -1,8 +1,8 @@
-"""Caches shared by a process's requests.
+"""Caches shared by a process's requests: counts, and whole GET answers.
 
 Counting is the one read whose cost grows with the table: `totalCount` and `treeStateCounts`
 scan every matching row (an index-only scan of 200,000 entries takes 35 ms at a million trees),
-and a dashboard's pollers ask the same count over and over. `CountCache` computes each count
+and a dashboard's pollers ask the same count over and over. `SharedCache` computes each count
 once per short window (`TREEGATE_COUNT_CACHE_S`, default 1 s) and hands the result to every
 request that asks meanwhile; requests that ask while it is being computed wait for that one
 computation instead of starting their own. A write committed through this process clears it
@@ -27,7 +27,10 @@ class _Entry:
     at: float
 
 
-class CountCache:
+class SharedCache:
+    """Values computed once per window (`ttl` seconds) and shared; concurrent misses wait for the
+    one computation. `clear()` forgets everything (a write was committed)."""
+
     def __init__(
         self, ttl: float, max_entries: int = 1024, clock: Callable[[], float] = time.monotonic
     ) -> None:
@@ -91,4 +94,10 @@ class CountCache:
 class Caches:
     """The process's shared caches, handed to every request's context."""
 
-    counts: CountCache = field(default_factory=lambda: CountCache(ttl=0))
+    counts: SharedCache = field(default_factory=lambda: SharedCache(ttl=0))
+    responses: SharedCache = field(default_factory=lambda: SharedCache(ttl=0))
+    """Whole answers to GET queries, by (URL query string, role, media type)."""
+
+    def clear(self) -> None:
+        self.counts.clear()
+        self.responses.clear()

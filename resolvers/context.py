@@ -93,7 +93,7 @@ class Context:
 
     async def after_write(self) -> None:
         """Reads after a committed write must see it: drop the read snapshot and caches."""
-        self.caches.counts.clear()
+        self.caches.clear()
         await self.db.reset()
         self.loaders = Loaders(self.db)
 

@@ -61,10 +61,12 @@ async def engine(session_engine: AsyncEngine) -> AsyncEngine:
 @pytest.fixture
 def settings(database_url: URL) -> Settings:
     # Tests write behind the server's back (straight into the database) between requests,
-    # which a shared count is blind to for its window, by design: the count cache is off here
-    # and tested on its own (tests/resolvers/test_count_cache.py, tests/mutations/).
+    # which shared counts and answers are blind to for their window, by design: both caches are
+    # off here and tested on their own (tests/resolvers/, tests/mutations/, tests/http/).
     return Settings(
-        database_url=database_url.render_as_string(hide_password=False), count_cache_s=0
+        database_url=database_url.render_as_string(hide_password=False),
+        count_cache_s=0,
+        response_cache_s=0,
     )
 
 

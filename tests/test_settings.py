@@ -50,6 +50,8 @@ def test_defaults() -> None:
         "max_cost": 50_000,
         "max_batch": 1,
         "count_cache_s": 1.0,
+        "response_cache_s": 1.0,
+        "cache_control": "no-cache",
         "lottery_seed": None,
         "compiled_reads": True,
     }

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from resolvers.caches import CountCache
+from resolvers.caches import SharedCache
 
 
 class Clock:
@@ -18,7 +18,7 @@ class Clock:
 
 
 async def test_concurrent_requests_share_one_computation() -> None:
-    cache = CountCache(ttl=1.0)
+    cache = SharedCache(ttl=1.0)
     calls = 0
     gate = asyncio.Event()
 
@@ -38,7 +38,7 @@ async def test_concurrent_requests_share_one_computation() -> None:
 
 async def test_a_value_lives_for_the_window_then_is_computed_again() -> None:
     clock = Clock()
-    cache = CountCache(ttl=1.0, clock=clock)
+    cache = SharedCache(ttl=1.0, clock=clock)
     values = iter([1, 2, 3])
 
     async def compute() -> int:
@@ -54,8 +54,8 @@ async def test_a_value_lives_for_the_window_then_is_computed_again() -> None:
 
 
 async def test_keys_are_separate_and_zero_ttl_turns_it_off() -> None:
-    cache = CountCache(ttl=1.0)
-    off = CountCache(ttl=0)
+    cache = SharedCache(ttl=1.0)
+    off = SharedCache(ttl=0)
     counter = iter(range(100))
 
     async def compute() -> int:
@@ -66,7 +66,7 @@ async def test_keys_are_separate_and_zero_ttl_turns_it_off() -> None:
 
 
 async def test_a_failure_reaches_the_waiters_and_is_not_kept() -> None:
-    cache = CountCache(ttl=10.0)
+    cache = SharedCache(ttl=10.0)
     gate = asyncio.Event()
     attempts = 0
 
@@ -92,7 +92,7 @@ async def test_a_failure_reaches_the_waiters_and_is_not_kept() -> None:
 
 
 async def test_waiters_recompute_when_the_computing_request_is_cancelled() -> None:
-    cache = CountCache(ttl=10.0)
+    cache = SharedCache(ttl=10.0)
     gate = asyncio.Event()
 
     async def slow() -> int:
@@ -112,7 +112,7 @@ async def test_waiters_recompute_when_the_computing_request_is_cancelled() -> No
 
 async def test_old_entries_are_evicted_beyond_the_bound() -> None:
     clock = Clock()
-    cache = CountCache(ttl=1.0, max_entries=3, clock=clock)
+    cache = SharedCache(ttl=1.0, max_entries=3, clock=clock)
 
     async def compute() -> int:
         return 0
