@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import TypedDict
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, TypedDict
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -25,6 +26,7 @@ from gql.middleware import RequestIdMiddleware
 from gql.settings import Settings
 from resolvers.caches import Caches, SharedCache
 from resolvers.context import Limits
+from resolvers.metrics import counter, gauge
 from schema.build import build_schema
 
 logger = logging.getLogger("treegate")
@@ -87,6 +89,37 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
         return JSONResponse({"status": "ready", "database": engine.dialect.name})
 
+    caches = endpoint.caches
+
+    def live() -> Iterator[Any]:
+        lookups = counter(
+            "treegate_cache_requests",
+            "Shared cache lookups, by cache and result.",
+            ["cache", "result"],
+        )
+        for name, cache in (("counts", caches.counts), ("responses", caches.responses)):
+            lookups.add_metric([name, "hit"], cache.hits)
+            lookups.add_metric([name, "miss"], cache.misses)
+        yield lookups
+        not_modified = counter("treegate_not_modified", "GET answers 304 Not Modified.", [])
+        not_modified.add_metric([], endpoint.not_modified)
+        yield not_modified
+        pool: Any = engine.pool
+        connections = gauge(
+            "treegate_db_pool_connections", "Database connections, by state.", ["state"]
+        )
+        connections.add_metric(["in_use"], pool.checkedout())
+        connections.add_metric(["idle"], pool.checkedin())
+        yield connections
+        size = gauge("treegate_db_pool_size", "Connections the pool keeps open.", [])
+        size.add_metric([], pool.size())
+        yield size
+
+    caches.metrics.watch(live)
+
+    async def metrics(_request: Request) -> Response:
+        return Response(generate_latest(caches.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     async def index(_request: Request) -> Response:
         return RedirectResponse("/graphql")
 
@@ -95,6 +128,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphql", endpoint),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
     if settings.graphiql_enabled:
         routes.append(static_mount())  # GraphiQL's scripts and styles, under /graphql/static/

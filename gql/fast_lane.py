@@ -13,6 +13,7 @@ its response is the one the endpoint gives, byte for byte and header for header;
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -21,7 +22,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.transitions import Role
 from gql.auth import InvalidKey, identify
-from gql.http import HttpError, content_type, is_json_content_type, negotiate, params_from
+from gql.http import (
+    OPERATION_KEY,
+    OUTCOME_KEY,
+    HttpError,
+    content_type,
+    is_json_content_type,
+    negotiate,
+    params_from,
+)
 from gql.middleware import request_id_for
 from resolvers.context import Context
 
@@ -56,8 +65,11 @@ class CompiledLane:
         ):
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         body, receive = await _read_body(receive)
-        if not await self._answer(scope, headers, body, send):
+        if await self._answer(scope, headers, body, send):
+            self.endpoint.observe(scope, 200, time.perf_counter() - started)
+        else:
             await self.app(scope, receive, send)
 
     async def _answer(
@@ -118,6 +130,9 @@ class CompiledLane:
             }
         )
         await send({"type": "http.response.body", "body": response})
+        state = scope.setdefault("state", {})
+        state[OPERATION_KEY] = params.operation_name or plan.operation_name
+        state[OUTCOME_KEY] = "ok"
         return True
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,22 @@ from resolvers.context import Context, Limits, WritePolicy
 from schema.errors import classify
 
 logger = logging.getLogger("treegate.http")
+access_log = logging.getLogger("treegate.access")
+
+OPERATION_KEY = "treegate_operation"
+OUTCOME_KEY = "treegate_outcome"
+LIMIT_CODES = frozenset(
+    {
+        "BODY_TOO_LARGE",
+        "BATCH_LIMIT_EXCEEDED",
+        "TOKEN_LIMIT_EXCEEDED",
+        "DEPTH_LIMIT_EXCEEDED",
+        "ALIAS_LIMIT_EXCEEDED",
+        "DIRECTIVE_LIMIT_EXCEEDED",
+        "COST_LIMIT_EXCEEDED",
+        "INTROSPECTION_DEPTH_EXCEEDED",
+    }
+)
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -225,6 +242,39 @@ class GraphQLEndpoint:
         self.not_modified = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        status = 500
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._serve(scope, receive, observed)
+        finally:
+            self.observe(scope, status, time.perf_counter() - started)
+
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        """Count the request, time it, and write its access log line."""
+        state = scope.get("state", {})
+        operation = self.caches.metrics.operation(state.get(OPERATION_KEY))
+        outcome = state.get(OUTCOME_KEY) or ("ok" if status < 400 else "refused")
+        metrics = self.caches.metrics
+        metrics.requests.labels(operation, outcome).inc()
+        metrics.duration.labels(scope["method"]).observe(seconds)
+        access_log.info(
+            "request_id=%s method=%s operation=%s status=%d outcome=%s duration_ms=%.1f",
+            state.get("request_id", "-"),
+            scope["method"],
+            operation,
+            status,
+            outcome,
+            seconds * 1000,
+        )
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         request_id = scope.get("state", {}).get("request_id", "-")
         media = negotiate(headers.get("accept"))
@@ -250,6 +300,8 @@ class GraphQLEndpoint:
         except HttpError as error:
             body = {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}
             outcome = Outcome(error.status, body, error.headers)
+            if error.code in LIMIT_CODES:
+                self.caches.metrics.rejections.labels(error.code).inc()
         await self._send(send, outcome.status, outcome.body, outcome.headers, media or JSON)
 
     async def _conditional_get(
@@ -277,10 +329,15 @@ class GraphQLEndpoint:
                 extra["ETag"] = '"' + hashlib.blake2b(payload, digest_size=16).hexdigest() + '"'
                 extra["Cache-Control"] = self.cache_control
             extra["Vary"] = VARY
-            return Rendered(outcome.status, payload, extra)
+            state = scope.get("state", {})
+            return Rendered(
+                outcome.status, payload, extra, state.get(OPERATION_KEY), state.get(OUTCOME_KEY)
+            )
 
         key = (scope.get("query_string", b""), identity.role, media)
         rendered = await self.caches.responses.get(key, answer)
+        state = scope.setdefault("state", {})
+        state[OPERATION_KEY], state[OUTCOME_KEY] = rendered.operation, rendered.outcome
         etag = rendered.headers.get("ETag")
         if etag is not None and _matches(headers.get("if-none-match"), etag):
             self.not_modified += 1
@@ -346,17 +403,30 @@ class GraphQLEndpoint:
                     "BATCH_LIMIT_EXCEEDED",
                 )
             results = [
-                await self._operation(params_from(p), media, identity, request_id, get)
+                await self._operation(params_from(p), media, identity, request_id, get, {})
                 for p in payload
             ]
             return Outcome(200, [r.body for r in results], {})
-        return await self._operation(params_from(payload), media, identity, request_id, get)
+        state = scope.setdefault("state", {})
+        return await self._operation(params_from(payload), media, identity, request_id, get, state)
 
     async def _operation(
-        self, params: Params, media: str, identity: Identity, request_id: str, get: bool
+        self,
+        params: Params,
+        media: str,
+        identity: Identity,
+        request_id: str,
+        get: bool,
+        state: dict[str, Any],
     ) -> Outcome:
+        state[OPERATION_KEY] = params.operation_name
+        state[OUTCOME_KEY] = "error"
         checked = self.schema.check_document(params.query)
         if isinstance(checked, list):
+            for error in checked:
+                code = (error.extensions or {}).get("code")
+                if code in LIMIT_CODES:
+                    self.caches.metrics.rejections.labels(str(code)).inc()
             return self._request_error(checked, media, request_id)
         document: DocumentNode = checked
         operation = get_operation_ast(document, params.operation_name)
@@ -368,6 +438,8 @@ class GraphQLEndpoint:
             )
             error = GraphQLError(message, extensions={"code": "GRAPHQL_VALIDATION_FAILED"})
             return self._request_error([error], media, request_id)
+        if operation.name is not None:
+            state[OPERATION_KEY] = operation.name.value
         if get and operation.operation is not OperationType.QUERY:
             raise HttpError(
                 405,
@@ -399,6 +471,8 @@ class GraphQLEndpoint:
         body: dict[str, Any] = {"data": result.data}
         if errors:
             body["errors"] = [e.formatted for e in errors]
+        else:
+            state[OUTCOME_KEY] = "ok"
         return Outcome(200, body, {})
 
     def _request_error(self, errors: list[GraphQLError], media: str, request_id: str) -> Outcome:
@@ -443,6 +517,8 @@ class Rendered:
     status: int
     payload: bytes
     headers: dict[str, str]
+    operation: str | None
+    outcome: str | None
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:

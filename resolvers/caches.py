@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from resolvers.metrics import Metrics
+
 T = TypeVar("T")
 
 
@@ -92,11 +94,12 @@ class SharedCache:
 
 @dataclass(slots=True)
 class Caches:
-    """The process's shared caches, handed to every request's context."""
+    """What a process's requests share: the caches, and the metrics (handed to every context)."""
 
     counts: SharedCache = field(default_factory=lambda: SharedCache(ttl=0))
     responses: SharedCache = field(default_factory=lambda: SharedCache(ttl=0))
     """Whole answers to GET queries, by (URL query string, role, media type)."""
+    metrics: Metrics = field(default_factory=Metrics)
 
     def clear(self) -> None:
         self.counts.clear()

@@ -53,6 +53,7 @@ async def run_once(
     check_key(key)
     scope = ctx.identity.name or "anonymous"
     request_hash = fingerprint(operation, arguments)
+    fresh: Outcome | None = None
     try:
         async with write_transaction(ctx.engine) as conn:
             if key is not None:
@@ -73,6 +74,9 @@ async def run_once(
             outcome = await action(conn)
             if key is not None:
                 await idempotency.record(conn, scope=scope, key=key, result=encode_outcome(outcome))
-            return outcome
+            fresh = outcome
+        # Committed (a replayed outcome is not counted again).
+        ctx.caches.metrics.committed(fresh)
+        return fresh
     finally:
         await ctx.after_write()

@@ -1,0 +1,100 @@
+"""Prometheus metrics of one app (its own registry: several apps in one process never clash).
+
+Counters are updated where things happen: requests by the HTTP layer, transitions and draws once
+their transaction has committed (`resolvers.idempotent.run_once`), limit rejections by the
+endpoint. Cache hits and misses, 304s and the database pool are read when scraped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from domain.outcomes import LotteryDrawn, TransitionApplied
+
+_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,63}$")
+MAX_OPERATION_NAMES = 200
+"""Operation names are the client's choice: beyond this many distinct ones, `other`."""
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "treegate_requests",
+            "GraphQL requests by operation name and outcome (ok, error, refused).",
+            ["operation", "outcome"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "treegate_request_duration_seconds",
+            "Time to answer a GraphQL request.",
+            ["method"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.transitions = Counter(
+            "treegate_transitions",
+            "State changes committed through this process, by (from, to).",
+            ["from_state", "to_state"],
+            registry=self.registry,
+        )
+        self.draws = Counter(
+            "treegate_lottery_draws",
+            "Trees the prompt lottery activated, by language.",
+            ["lang"],
+            registry=self.registry,
+        )
+        self.rejections = Counter(
+            "treegate_limit_rejections",
+            "Requests refused by a limit, by its code.",
+            ["limit"],
+            registry=self.registry,
+        )
+        self._names: set[str] = set()
+
+    def operation(self, name: str | None) -> str:
+        if name is None:
+            return "anonymous"
+        if not _NAME.match(name):
+            return "other"
+        if name not in self._names:
+            if len(self._names) >= MAX_OPERATION_NAMES:
+                return "other"
+            self._names.add(name)
+        return name
+
+    def committed(self, outcome: Any) -> None:
+        """A write's outcome, once its transaction committed."""
+        if isinstance(outcome, TransitionApplied) and outcome.transition is not None:
+            change = outcome.transition
+            source = "NONE" if change.from_state is None else change.from_state.name
+            self.transitions.labels(source, change.to_state.name).inc()
+        elif isinstance(outcome, LotteryDrawn) and outcome.drawn:
+            self.transitions.labels("PROMPT_LOTTERY_WAITING", "GROWING").inc(len(outcome.drawn))
+            self.draws.labels(outcome.lang).inc(len(outcome.drawn))
+
+    def watch(self, collect: Callable[[], Iterator[Any]]) -> None:
+        """Add values read at scrape time (caches, the pool)."""
+        self.registry.register(_Live(collect))
+
+
+class _Live(Collector):
+    def __init__(self, collect: Callable[[], Iterator[Any]]) -> None:
+        self._collect = collect
+
+    def collect(self) -> Iterator[Any]:
+        return self._collect()
+
+
+def counter(name: str, documentation: str, labels: list[str]) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, labels=labels)
+
+
+def gauge(name: str, documentation: str, labels: list[str] | None = None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, labels=labels or [])
