@@ -135,6 +135,16 @@ api_key = Table(
 )
 """API keys, stored only as a SHA-256 of the key; the name is the actor in the log."""
 
+persisted_query = Table(
+    "treegate_persisted_query",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("document", Text(), nullable=False),
+    Column("name", String(256), nullable=True),
+    Column("created_at", TZDateTime(), nullable=False),
+)
+"""GraphQL documents registered with `treegate persisted add`, by the SHA-256 of their text."""
+
 idempotency = Table(
     "treegate_idempotency",
     metadata,

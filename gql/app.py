@@ -23,6 +23,7 @@ from gql.fast_lane import CompiledLane
 from gql.graphiql import localize, static_mount
 from gql.http import GraphQLEndpoint
 from gql.middleware import RequestIdMiddleware
+from gql.persisted import PersistedQueries
 from gql.settings import Settings
 from resolvers.caches import Caches, SharedCache
 from resolvers.context import Limits
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             responses=SharedCache(ttl=settings.response_cache_s),
         ),
         cache_control=settings.cache_control,
+        persisted=PersistedQueries(engine, settings.persisted_queries, settings.apq_cache_size),
     )
 
     @contextlib.asynccontextmanager

@@ -32,6 +32,7 @@ from gql.http import (
     params_from,
 )
 from gql.middleware import request_id_for
+from gql.persisted import PersistedQueryError
 from resolvers.context import Context
 
 MAX_BODY = 64 * 1024
@@ -84,7 +85,13 @@ class CompiledLane:
         except (orjson.JSONDecodeError, HttpError):
             return False
         if params.extensions:
-            return False
+            return False  # persisted-query hashes and the like: the endpoint resolves them
+        persisted = self.endpoint.persisted
+        if persisted is not None and persisted.mode == "allowlist":
+            try:
+                await persisted.document({"query": params.query})
+            except PersistedQueryError:
+                return False  # the endpoint refuses it
         if not isinstance(self.schema.check_document(params.query), DocumentNode):
             return False
         plan = self.schema.fast_path.plan(params.query)

@@ -43,6 +43,7 @@ from starlette.types import Message, Receive, Scope, Send
 from domain.outcomes import Identity
 from domain.transitions import Role
 from gql.auth import InvalidKey, identify
+from gql.persisted import PersistedQueries, PersistedQueryError
 from resolvers.caches import Caches
 from resolvers.context import Context, Limits, WritePolicy
 from schema.errors import classify
@@ -228,6 +229,7 @@ class GraphQLEndpoint:
         graphiql_html: Callable[[], str] | None,
         caches: Caches | None = None,
         cache_control: str = "no-cache",
+        persisted: PersistedQueries | None = None,
     ) -> None:
         self.schema = schema  # schema.build.TreegateSchema
         self.engine = engine
@@ -239,6 +241,7 @@ class GraphQLEndpoint:
         self.graphiql_html = graphiql_html
         self.caches = caches or Caches()
         self.cache_control = cache_control
+        self.persisted = persisted
         self.not_modified = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -336,6 +339,8 @@ class GraphQLEndpoint:
 
         key = (scope.get("query_string", b""), identity.role, media)
         rendered = await self.caches.responses.get(key, answer)
+        if "ETag" not in rendered.headers:
+            self.caches.responses.forget(key)  # errors are not shared beyond concurrent waiters
         state = scope.setdefault("state", {})
         state[OPERATION_KEY], state[OUTCOME_KEY] = rendered.operation, rendered.outcome
         etag = rendered.headers.get("ETag")
@@ -403,11 +408,29 @@ class GraphQLEndpoint:
                     "BATCH_LIMIT_EXCEEDED",
                 )
             results = [
-                await self._operation(params_from(p), media, identity, request_id, get, {})
-                for p in payload
+                await self._resolved(p, media, identity, request_id, get, {}) for p in payload
             ]
             return Outcome(200, [r.body for r in results], {})
         state = scope.setdefault("state", {})
+        return await self._resolved(payload, media, identity, request_id, get, state)
+
+    async def _resolved(
+        self,
+        payload: Any,
+        media: str,
+        identity: Identity,
+        request_id: str,
+        get: bool,
+        state: dict[str, Any],
+    ) -> Outcome:
+        """One operation, its document first resolved from a persisted-query hash if named so."""
+        if isinstance(payload, dict) and self.persisted is not None:
+            try:
+                payload = await self.persisted.document(payload)
+            except PersistedQueryError as error:
+                state[OUTCOME_KEY] = "error"
+                found = GraphQLError(error.message, extensions={"code": error.code})
+                return self._request_error([found], media, request_id)
         return await self._operation(params_from(payload), media, identity, request_id, get, state)
 
     async def _operation(

@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     cache_control: str = Field(
         "no-cache", description="`Cache-Control` of GET query answers (clients revalidate)."
     )
+    persisted_queries: Literal["automatic", "allowlist"] = Field(
+        "automatic",
+        description="`allowlist`: only documents registered with `treegate persisted add` run.",
+    )
+    apq_cache_size: int = Field(
+        1_000, ge=1, description="Documents the automatic persisted-query store keeps."
+    )
     compiled_reads: bool = Field(
         True, description="Serve known read documents through the compiled path (schema/fast)."
     )

@@ -81,8 +81,13 @@ class SharedCache:
         return result
 
     def clear(self) -> None:
-        """Forget every count (a write was committed): later requests count afresh."""
+        """Forget everything (a write was committed): later requests compute afresh."""
         self._entries.clear()
+
+    def forget(self, key: Hashable) -> None:
+        entry = self._entries.get(key)
+        if entry is not None and entry.future.done():
+            del self._entries[key]
 
     def _evict(self, now: float) -> None:
         stale = [k for k, e in self._entries.items() if e.future.done() and now - e.at >= self.ttl]

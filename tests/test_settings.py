@@ -52,6 +52,8 @@ def test_defaults() -> None:
         "count_cache_s": 1.0,
         "response_cache_s": 1.0,
         "cache_control": "no-cache",
+        "persisted_queries": "automatic",
+        "apq_cache_size": 1_000,
         "lottery_seed": None,
         "compiled_reads": True,
     }
