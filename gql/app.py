@@ -14,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from strawberry.http.ides import get_graphql_ide_html
 
 from db.engine import create_engine
+from gql import dashboard
 from gql.fast_lane import CompiledLane
 from gql.graphiql import localize, static_mount
 from gql.http import GraphQLEndpoint
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         hide_suggestions=settings.env == "production",
     )
     graphiql = localize(get_graphql_ide_html("graphiql")) if settings.graphiql_enabled else None
+    persisted = PersistedQueries(engine, settings.persisted_queries, settings.apq_cache_size)
+    persisted.register_builtin(dashboard.DOCUMENTS.values())
+    dashboard_page = dashboard.render()
     endpoint = GraphQLEndpoint(
         schema,
         engine,
@@ -64,7 +68,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             responses=SharedCache(ttl=settings.response_cache_s),
         ),
         cache_control=settings.cache_control,
-        persisted=PersistedQueries(engine, settings.persisted_queries, settings.apq_cache_size),
+        persisted=persisted,
     )
 
     @contextlib.asynccontextmanager
@@ -122,6 +126,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def metrics(_request: Request) -> Response:
         return Response(generate_latest(caches.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    async def dashboard_view(_request: Request) -> Response:
+        return HTMLResponse(dashboard_page)
+
     async def index(_request: Request) -> Response:
         return RedirectResponse("/graphql")
 
@@ -131,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/dashboard", dashboard_view, methods=["GET"]),
     ]
     if settings.graphiql_enabled:
         routes.append(static_mount())  # GraphiQL's scripts and styles, under /graphql/static/

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -42,6 +43,11 @@ class PersistedQueries:
         self.max_documents = max_documents
         self._learnt: OrderedDict[str, str] = OrderedDict()
         self._registered: dict[str, str] = {}
+
+    def register_builtin(self, documents: Iterable[str]) -> None:
+        """Documents the server itself serves (the dashboard's): known in either mode."""
+        for document in documents:
+            self._registered[sha256(document)] = document
 
     async def document(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The request's payload with its `query` resolved, or PersistedQueryError."""

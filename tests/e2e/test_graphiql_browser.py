@@ -8,7 +8,6 @@ both paths, so Selenium Manager never runs.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -25,8 +23,6 @@ from tests.e2e.server import SEEDED_TREES, clean_env, migrate_and_seed, serving
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT = Path(__file__).resolve().parents[1] / "artifacts" / "graphiql.png"
 QUERY = "{ treeStateCounts { state count } }"
 QUERY_EDITOR = ".graphiql-query-editor .CodeMirror"
@@ -43,42 +39,6 @@ def server(tmp_path: Path) -> Iterator[str]:
     migrate_and_seed(env, SEEDED_TREES)
     with serving(env, tmp_path / "server.log") as base:
         yield base
-
-
-@pytest.fixture
-def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[webdriver.Chrome]:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    if missing:
-        pytest.fail(
-            f"the GraphiQL browser test needs Debian's chromium and chromium-driver, but "
-            f"{' and '.join(missing)} is missing: run `make browser` (or `apt-get install "
-            "chromium chromium-driver`)",
-            pytrace=False,
-        )
-    # Should Selenium Manager ever run, it must download nothing.
-    monkeypatch.setenv("SE_OFFLINE", "true")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=1400,900",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    service = Service(
-        executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "chromedriver.log")
-    )
-    driver = webdriver.Chrome(options=options, service=service)
-    try:
-        assert driver.service.path == str(CHROMEDRIVER)
-        yield driver
-    finally:
-        driver.quit()
 
 
 def _editor_value(driver: webdriver.Chrome, selector: str) -> str:

@@ -1,0 +1,50 @@
+"""Fixtures of the end-to-end tests: a real headless Chromium (Debian's, driven by chromedriver)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[webdriver.Chrome]:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
+    if missing:
+        pytest.fail(
+            f"the browser tests need Debian's chromium and chromium-driver, but "
+            f"{' and '.join(missing)} is missing: run `make browser` (or `apt-get install "
+            "chromium chromium-driver`)",
+            pytrace=False,
+        )
+    # Should Selenium Manager ever run, it must download nothing.
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1400,900",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    service = Service(
+        executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "chromedriver.log")
+    )
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        assert driver.service.path == str(CHROMEDRIVER)
+        yield driver
+    finally:
+        driver.quit()
