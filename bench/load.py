@@ -12,6 +12,7 @@ from pathlib import Path
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 READS_SCRIPT = LUA_DIR / "graphql.lua"
+POLL_SCRIPT = LUA_DIR / "poll.lua"
 MUTATIONS_SCRIPT = LUA_DIR / "mutations.lua"
 MARKER = "WRK_JSON "
 TIMEOUT_S = 30

@@ -198,6 +198,19 @@ def render(result: dict[str, Any]) -> str:
                 for server, q in entry["q5"].items()
             ]
             lines.append(" " * 50 + "  " + "; ".join(parts))
+    if result.get("polling"):
+        lines += [
+            "",
+            "POLL one GET query (the dashboard's counts) with If-None-Match, 1 s shared answers",
+            f"{'pollers':>8} {'req/s':>10} {'p50 ms':>8} {'executions/s':>13} "
+            f"{'db transactions/s':>18} {'304s':>7}",
+        ]
+        for p in result["polling"]:
+            lines.append(
+                f"{p['pollers']:>8} {p['rps']:>10,.0f} {p['p50_ms']:>8.2f} "
+                f"{p['executions_per_s']:>13.2f} {p['db_transactions_per_s']:>18.2f} "
+                f"{p['not_modified_share']:>7.1%}"
+            )
     lines += ["", "targets"]
     for target in result["targets"]:
         verdict = {True: "PASS", False: "FAIL", None: "n/a "}[target["pass"]]

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -40,7 +41,15 @@ from typing import Any
 
 from bench import database, documents, invariants, machine, report
 from bench.database import ROOT, SeededDatabase
-from bench.load import MUTATIONS_SCRIPT, READS_SCRIPT, WrkResult, ensure_wrk, run_wrk, wrk_version
+from bench.load import (
+    MUTATIONS_SCRIPT,
+    POLL_SCRIPT,
+    READS_SCRIPT,
+    WrkResult,
+    ensure_wrk,
+    run_wrk,
+    wrk_version,
+)
 from bench.report import Run
 from bench.servers import (
     RssSampler,
@@ -101,7 +110,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="TREES",
         help="also run Q1-Q3 on a database of this many trees, e.g. 1000000",
     )
-    add("--queries", default="Q1,Q2,Q3,Q4,Q5", help="which queries (default all)")
+    add("--queries", default="Q1,Q2,Q3,Q4,Q5,POLL", help="which phases (default all)")
+    add(
+        "--pollers",
+        default="1,20,200",
+        help="POLL: concurrent pollers of one GET query, each count a run (default 1,20,200)",
+    )
     add(
         "--show",
         type=Path,
@@ -130,9 +144,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if not (args.treegate / ".venv" / "bin" / "treegate").exists():
         parser.error(f"{args.treegate}/.venv/bin/treegate is missing (run `make install` there)")
     args.queries = [q.strip().upper() for q in args.queries.split(",") if q.strip()]
-    unknown = set(args.queries) - set(TITLES)
+    unknown = set(args.queries) - set(TITLES) - {"POLL"}
     if unknown:
-        parser.error(f"unknown queries {sorted(unknown)}; choose from {', '.join(TITLES)}")
+        parser.error(f"unknown queries {sorted(unknown)}; choose from {', '.join(TITLES)}, POLL")
     for name, low, high in (
         ("duration", 1, 600),
         ("warmup", 0, 120),
@@ -159,6 +173,13 @@ def post(url: str, body: bytes, headers: Mapping[str, str] | None = None) -> tup
             return int(response.status), bytes(response.read())
     except urllib.error.HTTPError as error:
         return int(error.code), bytes(error.read())
+
+
+def dashboard_counts_document() -> str:
+    """The dashboard's first question (gql/dashboard.py), as the POLL phase asks it."""
+    from gql.dashboard import DOCUMENTS
+
+    return DOCUMENTS["counts"]
 
 
 def normalise(value: Any) -> Any:
@@ -218,6 +239,7 @@ class Bench:
         self.scratch_databases: list[str] = []
         self.queries: list[dict[str, Any]] = []
         self.databases: dict[str, dict[str, Any]] = {}
+        self.polling: list[dict[str, Any]] = []
         self.wrk = ""
         self.key = ""
 
@@ -557,6 +579,78 @@ class Bench:
         database.drop(self.args.server, name)
         self.scratch_databases.remove(name)
 
+    def poll_phase(self, db: SeededDatabase) -> None:
+        """Many pollers asking the dashboard's question over GET with If-None-Match: the answers
+        per second grow with the pollers, the executions and database transactions should not."""
+        pollers = [int(n) for n in self.args.pollers.split(",") if n.strip()]
+        treegate, _raw = self.start_servers(db.url, f"{db.trees}-poll")
+        try:
+            query = urllib.parse.urlencode({"query": dashboard_counts_document()})
+            url = f"{treegate.url}?{query}"
+            with urllib.request.urlopen(url, timeout=30) as response:
+                etag = response.headers["ETag"]
+            if not etag:
+                raise BenchError("the GET answer has no ETag")
+            for n in pollers:
+                before = self.poll_counters(treegate, db.url)
+                started = time.monotonic()
+                result = run_wrk(
+                    self.wrk,
+                    url,
+                    POLL_SCRIPT,
+                    [etag],
+                    threads=min(self.args.threads, n),
+                    connections=n,
+                    seconds=self.args.duration,
+                )
+                seconds = time.monotonic() - started
+                after = self.poll_counters(treegate, db.url)
+                delta = {k: after[k] - before[k] for k in after}
+                entry = {
+                    "pollers": n,
+                    "rps": round(result.rps, 1),
+                    "p50_ms": round(result.p50_ms, 2),
+                    "p99_ms": round(result.p99_ms, 2),
+                    "errors": result.errors,
+                    "executions_per_s": round(delta["executions"] / seconds, 2),
+                    "db_transactions_per_s": round(delta["transactions"] / seconds, 2),
+                    # Both counted by the server (wrk leaves out requests in flight at the end).
+                    "not_modified_share": round(
+                        delta["not_modified"] / max(delta["answered"], 1), 4
+                    ),
+                }
+                self.polling.append(entry)
+                self.log(
+                    f"POLL {n:>4} pollers: {entry['rps']:,.0f} req/s, "
+                    f"{entry['executions_per_s']} executions/s, "
+                    f"{entry['db_transactions_per_s']} database transactions/s, "
+                    f"{entry['not_modified_share']:.1%} answered 304"
+                )
+        finally:
+            self.stop_servers()
+
+    def poll_counters(self, treegate: Server, url: str) -> dict[str, float]:
+        with urllib.request.urlopen(treegate.url.replace("/graphql", "/metrics"), timeout=30) as r:
+            text = r.read().decode()
+
+        def sample(line_start: str) -> float:
+            for line in text.splitlines():
+                if line.startswith(line_start):
+                    return float(line.rsplit(" ", 1)[1])
+            return 0.0
+
+        transactions = database.fetch(
+            url,
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+            "WHERE datname = current_database()",
+        )[0][0]
+        return {
+            "executions": sample('treegate_cache_requests_total{cache="responses",result="miss"}'),
+            "not_modified": sample("treegate_not_modified_total"),
+            "answered": sample('treegate_requests_total{operation="DashboardCounts",outcome="ok"}'),
+            "transactions": float(transactions),
+        }
+
     def create_key(self, db: SeededDatabase) -> str:
         output = database.treegate(
             ["keys", "create", "--name", "bench", "--role", "operator", "--replace"],
@@ -580,6 +674,8 @@ class Bench:
         if "Q5" in args.queries:
             self.key = self.create_key(db)
             self.q5_phase(db)
+        if "POLL" in args.queries:
+            self.poll_phase(db)
         if args.scale and args.scale != args.trees:
             large = self.seeded(args.scale)
             scale_reads = [q for q in args.queries if q in SCALE_QUERIES]
@@ -611,6 +707,7 @@ class Bench:
                 ),
             },
             "databases": self.databases,
+            "polling": self.polling,
             "queries": self.queries,
         }
         result["targets"] = report.targets(result)
