@@ -3,6 +3,7 @@ allow-list of persisted queries, no introspection, no anonymous reads)."""
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -155,6 +157,20 @@ def test_the_dashboard_polls_shows_changes_and_survives_an_outage(
             lambda d: d.execute_script("return window.treegateDashboard.stats.notModified") >= 3
         )
         stats = browser.execute_script("return window.treegateDashboard.stats")
+        # Nothing but the server: the page, its polls, no other host, no script error.
+        requested = [
+            json.loads(entry["message"])["message"]["params"]["request"]["url"]
+            for entry in browser.get_log("performance")  # type: ignore[no-untyped-call]
+            if json.loads(entry["message"])["message"]["method"] == "Network.requestWillBeSent"
+        ]
+        remote = [u for u in requested if urlsplit(u).scheme in ("http", "https", "ws", "wss")]
+        assert remote
+        assert {urlsplit(u).netloc for u in remote} == {urlsplit(base).netloc}, remote
+        assert not [
+            e
+            for e in browser.get_log("browser")  # type: ignore[no-untyped-call]
+            if e["level"] == "SEVERE" and "401" not in e["message"]
+        ]
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         assert browser.save_screenshot(str(SCREENSHOT))
     # The server is gone: the notice appears...
