@@ -21,7 +21,7 @@ from graphql import DocumentNode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.transitions import Role
-from gql.auth import InvalidKey, identify
+from gql.auth import identify
 from gql.http import (
     OPERATION_KEY,
     OUTCOME_KEY,
@@ -104,7 +104,7 @@ class CompiledLane:
                 {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()},
                 endpoint.anonymous,
             )
-        except InvalidKey:
+        except Exception:  # InvalidKey, or the database failing: the endpoint answers
             return False
         if not identity.allows(Role.READER):
             return False

@@ -256,6 +256,24 @@ class GraphQLEndpoint:
 
         try:
             await self._serve(scope, receive, observed)
+        except Exception:
+            # Never a bare "Internal Server Error": the error is logged under the request id,
+            # which the client gets, and nothing else about it.
+            request_id = scope.get("state", {}).get("request_id", "-")
+            logger.exception("unexpected error [request %s]", request_id)
+            if status == 500:  # nothing was sent yet
+                body = {
+                    "errors": [
+                        {
+                            "message": f"Internal server error (request id {request_id})",
+                            "extensions": {
+                                "code": "INTERNAL_SERVER_ERROR",
+                                "requestId": request_id,
+                            },
+                        }
+                    ]
+                }
+                await self._send(observed, 500, body, {}, JSON)
         finally:
             self.observe(scope, status, time.perf_counter() - started)
 

@@ -51,7 +51,10 @@ class PersistedQueries:
 
     async def document(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The request's payload with its `query` resolved, or PersistedQueryError."""
-        extension = (payload.get("extensions") or {}).get("persistedQuery")
+        extensions = payload.get("extensions")
+        if not isinstance(extensions, dict):
+            extensions = {}  # a malformed `extensions` is the parameter check's to refuse
+        extension = extensions.get("persistedQuery")
         query = payload.get("query")
         if extension is None:
             if (

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from functools import cached_property
+from typing import TypeVar
 from uuid import UUID
 
 from strawberry.dataloader import DataLoader
@@ -11,6 +14,22 @@ from db import log, messages
 from db.session import RequestConnection
 from domain.outcomes import StateTransition
 from domain.values import Message, TreeState
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class SharedLoader(DataLoader[K, V]):
+    """A DataLoader whose futures outlive the cancellation of one of their awaiters.
+
+    The loader hands every field asking for the same key the same future. When one field's
+    task is cancelled (graphql-core aborts the siblings of a field whose error nulled their
+    parent), awaiting that future directly would cancel it for every other field too, and
+    they would fail with a CancelledError instead of their value: each awaiter gets a shield.
+    """
+
+    def load(self, key: K) -> Awaitable[V]:
+        return asyncio.shield(super().load(key))
 
 
 class Loaders:
@@ -23,15 +42,15 @@ class Loaders:
     # Made on first use: most requests need one loader or none (a compiled read needs none).
     @cached_property
     def tree(self) -> DataLoader[UUID, TreeState | None]:
-        return DataLoader(self._load_trees)
+        return SharedLoader(self._load_trees)
 
     @cached_property
     def root_message(self) -> DataLoader[UUID, Message | None]:
-        return DataLoader(self._load_root_messages)
+        return SharedLoader(self._load_root_messages)
 
     @cached_property
     def message_count(self) -> DataLoader[UUID, int]:
-        return DataLoader(self._load_message_counts)
+        return SharedLoader(self._load_message_counts)
 
     def transitions(self, first: int) -> DataLoader[UUID, list[StateTransition]]:
         """A loader of each tree's newest `first` log rows (one loader per `first`)."""
@@ -42,7 +61,7 @@ class Loaders:
                     found = await log.newest_for_trees(conn, ids, first)
                 return [found[i] for i in ids]
 
-            self._transitions[first] = DataLoader(load)
+            self._transitions[first] = SharedLoader(load)
         return self._transitions[first]
 
     async def _load_trees(self, ids: list[UUID]) -> list[TreeState | None]:

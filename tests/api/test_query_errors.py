@@ -276,3 +276,20 @@ async def test_filter_values_no_database_can_take(
         ("messageTreeStates", f"{{ messageTreeStates(filter: {{{condition}}}) {{ totalCount }} }}"),
     ):
         assert_bad_input(await gql(client, query), field, *words)
+
+
+async def test_a_field_error_beside_shared_loads_is_answered(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """Found by fuzzing: a bad `first` nulls the page while the same root messages are being
+    loaded for `edges` and `nodes`; graphql-core cancels the siblings, and the loader's shared
+    future must survive that for the other awaiter (it used to surface as a bare 500)."""
+    await seed(engine, 5)
+    query = (
+        "{ messageTreeStates(first: 3) { edges { node { rootMessage { reviewResult } } } "
+        "nodes { maxDepth rootMessage { text } transitions(first: -572) { sequence } } } }"
+    )
+    for _ in range(5):
+        response = await client.post("/graphql", json={"query": query})
+        assert response.status_code == 200
+        assert error_codes(response.json()) == ["BAD_USER_INPUT"]

@@ -86,6 +86,8 @@ TYPENAME = b'{"query": "{ __typename }"}'
         (b'{"query": 1}', {"Content-Type": "application/json"}, 400, "BAD_REQUEST"),
         (b'{"variables": {}}', {"Content-Type": "application/json"}, 400, "BAD_REQUEST"),
         (b'{"query": "{ __typename }", "variables": "x"}', JSON_TYPE, 400, "BAD_REQUEST"),
+        (b'{"query": "{ __typename }", "extensions": "x"}', JSON_TYPE, 400, "BAD_REQUEST"),
+        (b'{"query": "{ __typename }", "extensions": [1]}', JSON_TYPE, 400, "BAD_REQUEST"),
         (TYPENAME, {}, 415, "UNSUPPORTED_MEDIA_TYPE"),
         (TYPENAME, {"Content-Type": "application/json; charset=latin-1"}, 415,
          "UNSUPPORTED_MEDIA_TYPE"),
@@ -128,3 +130,26 @@ async def test_an_unknown_operation_name_is_a_request_error(client: httpx.AsyncC
     assert "Unknown operation named 'C'" in response.text
     chosen = await client.post("/graphql", json={**body, "operationName": "B"})
     assert chosen.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_an_unexpected_failure_outside_execution_is_masked(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*_args: object) -> None:
+        raise RuntimeError("connection to /var/run/postgresql failed: SELECT 1")
+
+    monkeypatch.setattr("gql.http.identify", broken)
+    monkeypatch.setattr("gql.fast_lane.identify", broken)
+    with caplog.at_level("ERROR", logger="treegate.http"):
+        response = await client.post("/graphql", json=COUNTS, headers={"X-Request-ID": "r-1"})
+    assert response.status_code == 500
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "Internal server error (request id r-1)",
+                "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": "r-1"},
+            }
+        ]
+    }
+    assert "r-1" in caplog.text
+    assert "RuntimeError" in caplog.text
