@@ -44,6 +44,9 @@ def serve(
         port=port or settings.port,
         workers=workers or settings.workers,
         log_level=settings.log_level,
+        # Treegate writes its own access line per GraphQL request (`treegate.access`: request
+        # id, operation, status, outcome, duration); uvicorn's would be a second one.
+        access_log=False,
         proxy_headers=False,
     )
 
