@@ -33,7 +33,6 @@ from gql.http import (
 )
 from gql.middleware import request_id_for
 from gql.persisted import PersistedQueryError
-from resolvers.context import Context
 
 MAX_BODY = 64 * 1024
 """Bodies up to this size are read here; larger ones (never a compiled read) go on unread."""
@@ -110,14 +109,7 @@ class CompiledLane:
             return False
         request_id = request_id_for(headers.get(b"x-request-id", b""))
         scope.setdefault("state", {})["request_id"] = request_id
-        context = Context.create(
-            endpoint.engine,
-            endpoint.limits,
-            request_id,
-            identity=identity,
-            policy=endpoint.policy,
-            caches=endpoint.caches,
-        )
+        context = endpoint.context(request_id, identity)
         try:
             data = await self.schema.fast_path.run(plan, context, params.variables)
         except Exception:  # the full path answers, errors included

@@ -369,6 +369,17 @@ class GraphQLEndpoint:
             return
         await self._send_bytes(send, rendered.status, rendered.payload, rendered.headers, media)
 
+    def context(self, request_id: str, identity: Identity) -> Context:
+        """A new request's context: its connection, loaders and identity, the shared caches."""
+        return Context.create(
+            self.engine,
+            self.limits,
+            request_id,
+            identity=identity,
+            policy=self.policy,
+            caches=self.caches,
+        )
+
     def _wants_graphiql(self, scope: Scope, headers: Headers) -> bool:
         if self.graphiql_html is None:
             return False
@@ -488,14 +499,7 @@ class GraphQLEndpoint:
                 "METHOD_NOT_ALLOWED",
                 {"Allow": "POST"},
             )
-        context = Context.create(
-            self.engine,
-            self.limits,
-            request_id,
-            identity=identity,
-            policy=self.policy,
-            caches=self.caches,
-        )
+        context = self.context(request_id, identity)
         try:
             result = await self.schema.execute(
                 params.query,
