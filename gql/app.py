@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, TypedDict
+from collections.abc import AsyncIterator
+from typing import TypedDict
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -20,7 +20,7 @@ from strawberry.http.ides import get_graphql_ide_html
 
 from db.engine import create_engine
 from gql import dashboard
-from gql.fast_lane import CompiledLane
+from gql.fast_lane import GraphQLRoute
 from gql.graphiql import localize, static_mount
 from gql.http import GraphQLEndpoint
 from gql.middleware import RequestIdMiddleware
@@ -28,7 +28,6 @@ from gql.persisted import PersistedQueries
 from gql.settings import Settings
 from resolvers.caches import Caches, SharedCache
 from resolvers.context import Limits
-from resolvers.metrics import counter, gauge
 from schema.build import build_schema
 
 logger = logging.getLogger("treegate")
@@ -96,32 +95,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"status": "ready", "database": engine.dialect.name})
 
     caches = endpoint.caches
-
-    def live() -> Iterator[Any]:
-        lookups = counter(
-            "treegate_cache_requests",
-            "Shared cache lookups, by cache and result.",
-            ["cache", "result"],
-        )
-        for name, cache in (("counts", caches.counts), ("responses", caches.responses)):
-            lookups.add_metric([name, "hit"], cache.hits)
-            lookups.add_metric([name, "miss"], cache.misses)
-        yield lookups
-        not_modified = counter("treegate_not_modified", "GET answers 304 Not Modified.", [])
-        not_modified.add_metric([], endpoint.not_modified)
-        yield not_modified
-        pool: Any = engine.pool
-        connections = gauge(
-            "treegate_db_pool_connections", "Database connections, by state.", ["state"]
-        )
-        connections.add_metric(["in_use"], pool.checkedout())
-        connections.add_metric(["idle"], pool.checkedin())
-        yield connections
-        size = gauge("treegate_db_pool_size", "Connections the pool keeps open.", [])
-        size.add_metric([], pool.size())
-        yield size
-
-    caches.metrics.watch(live)
+    caches.metrics.watch({"counts": caches.counts, "responses": caches.responses}, engine.pool)
 
     async def metrics(_request: Request) -> Response:
         return Response(generate_latest(caches.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -132,9 +106,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def index(_request: Request) -> Response:
         return RedirectResponse("/graphql")
 
+    # /graphql itself is answered by `GraphQLRoute`, ahead of the router (gql/fast_lane.py).
     routes: list[BaseRoute] = [
         Route("/", index, methods=["GET"]),
-        Route("/graphql", endpoint),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -144,7 +118,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes.append(static_mount())  # GraphiQL's scripts and styles, under /graphql/static/
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(CompiledLane, endpoint=endpoint), Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware), Middleware(GraphQLRoute, endpoint=endpoint)],
         lifespan=lifespan,
     )
     app.state.engine = engine

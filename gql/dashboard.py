@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gql.persisted import sha256
+from db.persisted import sha256
 
 DOCUMENTS = {
     "counts": (

@@ -46,25 +46,18 @@ from gql.auth import InvalidKey, identify
 from gql.persisted import PersistedQueries, PersistedQueryError
 from resolvers.caches import Caches
 from resolvers.context import Context, Limits, WritePolicy
-from schema.errors import classify
+from schema.errors import GRAPHQL_VALIDATION_FAILED, classify
+from schema.limits import DOCUMENT_LIMIT_CODES
 
 logger = logging.getLogger("treegate.http")
 access_log = logging.getLogger("treegate.access")
 
 OPERATION_KEY = "treegate_operation"
 OUTCOME_KEY = "treegate_outcome"
-LIMIT_CODES = frozenset(
-    {
-        "BODY_TOO_LARGE",
-        "BATCH_LIMIT_EXCEEDED",
-        "TOKEN_LIMIT_EXCEEDED",
-        "DEPTH_LIMIT_EXCEEDED",
-        "ALIAS_LIMIT_EXCEEDED",
-        "DIRECTIVE_LIMIT_EXCEEDED",
-        "COST_LIMIT_EXCEEDED",
-        "INTROSPECTION_DEPTH_EXCEEDED",
-    }
-)
+BODY_TOO_LARGE = "BODY_TOO_LARGE"
+BATCH_LIMIT = "BATCH_LIMIT_EXCEEDED"
+LIMIT_CODES = DOCUMENT_LIMIT_CODES | {BODY_TOO_LARGE, BATCH_LIMIT}
+"""Codes of the refusals counted as limit rejections in the metrics."""
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -171,7 +164,7 @@ async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
     declared = headers.get("content-length")
     too_large = HttpError(
-        413, f"the request body exceeds {limit} bytes (TREEGATE_MAX_BODY_BYTES)", "BODY_TOO_LARGE"
+        413, f"the request body exceeds {limit} bytes (TREEGATE_MAX_BODY_BYTES)", BODY_TOO_LARGE
     )
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large
@@ -242,7 +235,6 @@ class GraphQLEndpoint:
         self.caches = caches or Caches()
         self.cache_control = cache_control
         self.persisted = persisted
-        self.not_modified = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -256,24 +248,15 @@ class GraphQLEndpoint:
 
         try:
             await self._serve(scope, receive, observed)
-        except Exception:
-            # Never a bare "Internal Server Error": the error is logged under the request id,
-            # which the client gets, and nothing else about it.
-            request_id = scope.get("state", {}).get("request_id", "-")
-            logger.exception("unexpected error [request %s]", request_id)
+        except Exception as exc:
+            # Never a bare "Internal Server Error": masked as any unexpected error is, logged
+            # with the exception under the request id the client gets (`schema.errors`).
             if status == 500:  # nothing was sent yet
-                body = {
-                    "errors": [
-                        {
-                            "message": f"Internal server error (request id {request_id})",
-                            "extensions": {
-                                "code": "INTERNAL_SERVER_ERROR",
-                                "requestId": request_id,
-                            },
-                        }
-                    ]
-                }
-                await self._send(observed, 500, body, {}, JSON)
+                request_id = scope.get("state", {}).get("request_id", "-")
+                masked = classify(GraphQLError(str(exc), original_error=exc), request_id)
+                await self._send(observed, 500, {"errors": [masked.formatted]}, {}, JSON)
+            else:
+                logger.exception("unexpected error after the answer began")
         finally:
             self.observe(scope, status, time.perf_counter() - started)
 
@@ -321,8 +304,7 @@ class GraphQLEndpoint:
         except HttpError as error:
             body = {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}
             outcome = Outcome(error.status, body, error.headers)
-            if error.code in LIMIT_CODES:
-                self.caches.metrics.rejections.labels(error.code).inc()
+            self._count_rejection(error.code)
         await self._send(send, outcome.status, outcome.body, outcome.headers, media or JSON)
 
     async def _conditional_get(
@@ -363,9 +345,8 @@ class GraphQLEndpoint:
         state[OPERATION_KEY], state[OUTCOME_KEY] = rendered.operation, rendered.outcome
         etag = rendered.headers.get("ETag")
         if etag is not None and _matches(headers.get("if-none-match"), etag):
-            self.not_modified += 1
-            kept = {k: v for k, v in rendered.headers.items() if k != "Content-Length"}
-            await self._send_bytes(send, 304, b"", kept, media, body_headers=False)
+            self.caches.metrics.not_modified.inc()
+            await self._send_bytes(send, 304, b"", rendered.headers, media, body_headers=False)
             return
         await self._send_bytes(send, rendered.status, rendered.payload, rendered.headers, media)
 
@@ -428,13 +409,13 @@ class GraphQLEndpoint:
                 raise HttpError(
                     400,
                     "batched requests are off (TREEGATE_MAX_BATCH)",
-                    "BATCH_LIMIT_EXCEEDED",
+                    BATCH_LIMIT,
                 )
             if not 1 <= len(payload) <= self.max_batch:
                 raise HttpError(
                     400,
                     f"a batch holds 1 to {self.max_batch} operations (TREEGATE_MAX_BATCH)",
-                    "BATCH_LIMIT_EXCEEDED",
+                    BATCH_LIMIT,
                 )
             results = [
                 await self._resolved(p, media, identity, request_id, get, {}) for p in payload
@@ -475,10 +456,6 @@ class GraphQLEndpoint:
         state[OUTCOME_KEY] = "error"
         checked = self.schema.check_document(params.query)
         if isinstance(checked, list):
-            for error in checked:
-                code = (error.extensions or {}).get("code")
-                if code in LIMIT_CODES:
-                    self.caches.metrics.rejections.labels(str(code)).inc()
             return self._request_error(checked, media, request_id)
         document: DocumentNode = checked
         operation = get_operation_ast(document, params.operation_name)
@@ -488,7 +465,7 @@ class GraphQLEndpoint:
                 if params.operation_name
                 else "Must provide operation name if query contains multiple operations."
             )
-            error = GraphQLError(message, extensions={"code": "GRAPHQL_VALIDATION_FAILED"})
+            error = GraphQLError(message, extensions={"code": GRAPHQL_VALIDATION_FAILED})
             return self._request_error([error], media, request_id)
         if operation.name is not None:
             state[OPERATION_KEY] = operation.name.value
@@ -523,7 +500,13 @@ class GraphQLEndpoint:
     def _request_error(self, errors: list[GraphQLError], media: str, request_id: str) -> Outcome:
         status = 400 if media == GRAPHQL_RESPONSE else 200
         formatted = [classify(e, request_id).formatted for e in errors]
+        for error in formatted:
+            self._count_rejection(error["extensions"]["code"])
         return Outcome(status, {"errors": formatted}, {})
+
+    def _count_rejection(self, code: str) -> None:
+        if code in LIMIT_CODES:
+            self.caches.metrics.rejections.labels(code).inc()
 
     async def _send(
         self, send: Send, status: int, body: Any, headers: Mapping[str, str], media: str

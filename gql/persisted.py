@@ -15,7 +15,6 @@ Registered documents are known in both modes; they are read from the database on
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import persisted
+from db.persisted import sha256
 
 Mode = Literal["automatic", "allowlist"]
 _HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -120,7 +120,3 @@ def not_allowed() -> PersistedQueryError:
         "PERSISTED_QUERY_NOT_ALLOWED",
         "this server runs registered documents only (`treegate persisted add`)",
     )
-
-
-def sha256(document: str) -> str:
-    return hashlib.sha256(document.encode()).hexdigest()

@@ -69,10 +69,8 @@ class SharedCache:
             # Waiters get the failure too; the next request computes afresh.
             if self._entries.get(key) is entry:
                 del self._entries[key]
-            if future.done():
-                pass
-            elif isinstance(error, asyncio.CancelledError):
-                future.cancel()
+            if isinstance(error, asyncio.CancelledError):
+                future.cancel()  # waiters compute afresh (see above)
             else:
                 future.set_exception(error)
                 future.exception()  # retrieved: no "never retrieved" warning without waiters

@@ -8,7 +8,7 @@ endpoint. Cache hits and misses, 304s and the database pool are read when scrape
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -56,6 +56,9 @@ class Metrics:
             ["limit"],
             registry=self.registry,
         )
+        self.not_modified = Counter(
+            "treegate_not_modified", "GET answers 304 Not Modified.", registry=self.registry
+        )
         self._names: set[str] = set()
 
     def operation(self, name: str | None) -> str:
@@ -79,22 +82,33 @@ class Metrics:
             self.transitions.labels("PROMPT_LOTTERY_WAITING", "GROWING").inc(len(outcome.drawn))
             self.draws.labels(outcome.lang).inc(len(outcome.drawn))
 
-    def watch(self, collect: Callable[[], Iterator[Any]]) -> None:
-        """Add values read at scrape time (caches, the pool)."""
-        self.registry.register(_Live(collect))
+    def watch(self, caches: Mapping[str, Any], pool: Any) -> None:
+        """Values read when scraped: the shared caches' hits and misses (`SharedCache`, by
+        name), and the database pool's connections (a SQLAlchemy pool)."""
+        self.registry.register(_Live(caches, pool))
 
 
 class _Live(Collector):
-    def __init__(self, collect: Callable[[], Iterator[Any]]) -> None:
-        self._collect = collect
+    def __init__(self, caches: Mapping[str, Any], pool: Any) -> None:
+        self._caches = caches
+        self._pool = pool
 
     def collect(self) -> Iterator[Any]:
-        return self._collect()
-
-
-def counter(name: str, documentation: str, labels: list[str]) -> CounterMetricFamily:
-    return CounterMetricFamily(name, documentation, labels=labels)
-
-
-def gauge(name: str, documentation: str, labels: list[str] | None = None) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, documentation, labels=labels or [])
+        lookups = CounterMetricFamily(
+            "treegate_cache_requests",
+            "Shared cache lookups, by cache and result.",
+            labels=["cache", "result"],
+        )
+        for name, cache in self._caches.items():
+            lookups.add_metric([name, "hit"], cache.hits)
+            lookups.add_metric([name, "miss"], cache.misses)
+        yield lookups
+        connections = GaugeMetricFamily(
+            "treegate_db_pool_connections", "Database connections, by state.", labels=["state"]
+        )
+        connections.add_metric(["in_use"], self._pool.checkedout())
+        connections.add_metric(["idle"], self._pool.checkedin())
+        yield connections
+        yield GaugeMetricFamily(
+            "treegate_db_pool_size", "Connections the pool keeps open.", value=self._pool.size()
+        )

@@ -22,9 +22,9 @@ from strawberry.types.execution import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from resolvers.context import Context
-from schema.errors import ErrorCodes
+from schema.errors import GRAPHQL_VALIDATION_FAILED, ErrorCodes
 from schema.fast.run import FastPath
-from schema.limits import DocumentGuard, DocumentLimits
+from schema.limits import INTROSPECTION_DEPTH, DocumentGuard, DocumentLimits
 from schema.mutation import Mutation
 from schema.query import Query
 
@@ -36,7 +36,7 @@ class TreegateSchema(strawberry.Schema):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fast_path = FastPath(self._schema)
+        self.fast_path = FastPath(self._schema, self.check_document)
         self.configure(DocumentLimits(), introspection=True, hide_suggestions=False)
 
     def configure(
@@ -64,9 +64,9 @@ class TreegateSchema(strawberry.Schema):
         )
         for error in errors:
             code = (
-                "INTROSPECTION_DEPTH_EXCEEDED"
+                INTROSPECTION_DEPTH
                 if error.message.startswith("Maximum introspection depth exceeded")
-                else "GRAPHQL_VALIDATION_FAILED"
+                else GRAPHQL_VALIDATION_FAILED
             )
             error.extensions = {**(error.extensions or {}), "code": code}
         return tuple(errors) or checked

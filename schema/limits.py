@@ -44,12 +44,18 @@ from graphql import (
 from graphql.language import Visitor
 from graphql.type import GraphQLInterfaceType, GraphQLObjectType
 
+from schema.errors import GRAPHQL_PARSE_FAILED
+
 TOKEN_LIMIT = "TOKEN_LIMIT_EXCEEDED"
 DEPTH_LIMIT = "DEPTH_LIMIT_EXCEEDED"
 ALIAS_LIMIT = "ALIAS_LIMIT_EXCEEDED"
 DIRECTIVE_LIMIT = "DIRECTIVE_LIMIT_EXCEEDED"
 COST_LIMIT = "COST_LIMIT_EXCEEDED"
-PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+INTROSPECTION_DEPTH = "INTROSPECTION_DEPTH_EXCEEDED"
+"""graphql-core's MaxIntrospectionDepthRule, run with validation (`schema.build`)."""
+DOCUMENT_LIMIT_CODES = frozenset(
+    {TOKEN_LIMIT, DEPTH_LIMIT, ALIAS_LIMIT, DIRECTIVE_LIMIT, COST_LIMIT, INTROSPECTION_DEPTH}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +104,7 @@ class DocumentGuard:
                 error.message,
                 source=error.source,
                 positions=error.positions,
-                extensions={"code": PARSE_FAILED},
+                extensions={"code": GRAPHQL_PARSE_FAILED},
             )
         try:
             self._within_limits(document)

@@ -1,4 +1,4 @@
-"""Compile a validated query document into a `Plan`, or say it needs the full path."""
+"""Compile a valid query document into a `Plan`, or say it needs the full path."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
-    parse,
-    validate,
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
@@ -29,7 +27,6 @@ from schema.fast.plan import (
     Plan,
     RootField,
     Unsupported,
-    date_value,
     enum_value,
     object_writer,
     plain,
@@ -48,7 +45,7 @@ _MESSAGE_SCALARS: dict[str, tuple[str, Callable[[Any], Any], bool]] = {
     "role": ("role", plain, False),
     "lang": ("lang", plain, False),
     "text": ("text", plain, True),
-    "createdDate": ("created_date", date_value, True),
+    "createdDate": ("created_date", plain, True),
     "depth": ("depth", plain, False),
     "deleted": ("deleted", plain, False),
     "reviewCount": ("review_count", plain, False),
@@ -65,7 +62,7 @@ _TREE_SCALARS: dict[str, tuple[str, Callable[[Any], Any], bool]] = {
     "state": ("state", enum_value, False),
     "active": ("active", plain, False),
     "origin": ("origin", plain, True),
-    "wonPromptLotteryDate": ("won_prompt_lottery_date", date_value, True),
+    "wonPromptLotteryDate": ("won_prompt_lottery_date", plain, True),
     "lang": ("lang", plain, False),
 }
 _COUNT_SCALARS: dict[str, tuple[str, Callable[[Any], Any], bool]] = {
@@ -82,12 +79,9 @@ _PAGE_INFO: dict[str, tuple[str, Callable[[Any], Any], bool]] = {
 }
 
 
-def compile_document(schema: GraphQLSchema, source: str) -> Plan | None:
-    """The plan for `source`, or None when it needs the full execution path."""
+def compile_document(schema: GraphQLSchema, document: DocumentNode) -> Plan | None:
+    """The plan for a valid `document`, or None when it needs the full execution path."""
     try:
-        document = parse(source)
-        if validate(schema, document):
-            return None
         return _compile(schema, document)
     except Unsupported:
         return None
@@ -161,9 +155,7 @@ def _scalars(
     if name not in table:
         raise Unsupported(name)
     attribute, writer, nullable = table[name]
-    return Field(
-        _key(node), lambda s, _a: getattr(s, attribute), writer, nullable, attribute=attribute
-    )
+    return Field(_key(node), None, writer, nullable, attribute=attribute)
 
 
 def _message_fields(node: FieldNode) -> tuple[Field, ...]:

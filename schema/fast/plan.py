@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from enum import Enum
+from operator import attrgetter
 from typing import Any
-from uuid import UUID
 
 from graphql.execution.values import VariableValues
 
@@ -22,21 +20,15 @@ Writer = Callable[[Any], Any]
 """Turns one domain value into its response value (a scalar, list or dict)."""
 
 
-def uuid_value(value: UUID | None) -> str | None:
-    return None if value is None else str(value)
+uuid_value: Writer = str
+"""UUIDs as their text (asyncpg's own UUID type too, which the encoder does not know)."""
 
-
-def date_value(value: datetime | None) -> datetime | None:
-    # Left to the encoder: orjson writes a datetime as `isoformat()` does (the DateTime scalar's
-    # serialization), in C.
-    return value
-
-
-def enum_value(value: Enum | None) -> str | None:
-    return None if value is None else value.name
+enum_value: Writer = attrgetter("name")
+"""Enum members as their GraphQL names."""
 
 
 def plain(value: Any) -> Any:
+    """Written as it is: the encoder writes scalars, and datetimes as `isoformat()` does."""
     return value
 
 
@@ -49,19 +41,18 @@ class Field:
     """One selected field: its response key, and how to get and write its value.
 
     `attribute` names a plain attribute of the source, which a compiled writer reads inline;
-    other fields are read through `get`.
+    other fields are read through `get`. Writers never see None: a null is written as null, or
+    sends a non-null field to the full path.
     """
 
     key: str
-    get: Callable[[Any, Aux], Any]
+    get: Callable[[Any, Aux], Any] | None
     write: Writer
     nullable: bool = True
     attribute: str | None = None
 
 
 ObjectWriter = Callable[[Any, Aux], dict[str, Any]]
-
-_AS_IS = (plain, date_value)  # values the JSON encoder writes itself
 
 
 class Columns:
@@ -101,6 +92,7 @@ def object_writer(fields: tuple[Field, ...], columns: Columns | None = None) -> 
             else:  # a row of exactly the selected columns
                 lines.append(f"    {value} = s[{columns.index(field.attribute)}]")
         else:
+            assert field.get is not None, field.key
             namespace[f"get{i}"] = field.get
             lines.append(f"    {value} = get{i}(s, aux)")
         if not field.nullable:
@@ -108,7 +100,7 @@ def object_writer(fields: tuple[Field, ...], columns: Columns | None = None) -> 
             lines.append(
                 "        raise Unsupported('null in a non-null field: the full path reports it')"
             )
-        if field.write in _AS_IS:
+        if field.write is plain:
             expression = value
         else:
             namespace[f"write{i}"] = field.write

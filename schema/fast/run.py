@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
-from graphql import GraphQLSchema
+from graphql import DocumentNode, GraphQLError, GraphQLSchema
 from graphql.execution.values import VariableValues, get_variable_values
 
 from resolvers.context import Context
 from schema.fast.compile import compile_document
 from schema.fast.plan import Plan, Unsupported
 
+Check = Callable[[str], DocumentNode | list[GraphQLError]]
+"""The schema's own document check, limits and validation, cached (`check_document`)."""
+
 
 class FastPath:
     """Compiles each document once (valid or not: a miss is remembered too) and runs plans."""
 
-    def __init__(self, schema: GraphQLSchema, maxsize: int = 512) -> None:
+    def __init__(self, schema: GraphQLSchema, check: Check, maxsize: int = 512) -> None:
         self._schema = schema
+        self._check = check
         self._plans: OrderedDict[str, Plan | None] = OrderedDict()
         self._maxsize = maxsize
 
@@ -25,7 +30,10 @@ class FastPath:
         if source in self._plans:
             self._plans.move_to_end(source)
             return self._plans[source]
-        plan = compile_document(self._schema, source)
+        document = self._check(source)
+        plan = (
+            compile_document(self._schema, document) if isinstance(document, DocumentNode) else None
+        )
         self._plans[source] = plan
         if len(self._plans) > self._maxsize:
             self._plans.popitem(last=False)

@@ -1,14 +1,19 @@
-"""Fixtures of the end-to-end tests: a real headless Chromium (Debian's, driven by chromedriver)."""
+"""Fixtures of the end-to-end tests: a database for a real server on each backend, and a real
+headless Chromium (Debian's, driven by chromedriver)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from sqlalchemy.engine import URL
+
+from tests.databases import PostgresUnavailable, postgres_database
+from tests.e2e.server import clean_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -48,3 +53,20 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[webdriv
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def server_env(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[dict[str, str]]:
+    env = clean_env()
+    if request.param == "sqlite":
+        env["TREEGATE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'treegate.db'}"
+        yield env
+        return
+    try:
+        async with postgres_database("treegate_e2e") as url:
+            env["TREEGATE_DATABASE_URL"] = URL.render_as_string(url, hide_password=False)
+            yield env
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)

@@ -46,10 +46,11 @@ def migrate_and_seed(env: dict[str, str], trees: int = SEEDED_TREES) -> None:
 
 
 @contextmanager
-def serving(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """`treegate serve` on a free port until ready; yields the base URL, then stops it cleanly."""
-    port = free_port()
-    log = log_path.open("w")
+def serving(env: dict[str, str], log_path: Path, port: int | None = None) -> Iterator[str]:
+    """`treegate serve` until ready, on `port` (a free one by default, so that a server can come
+    back on the same); yields the base URL, then stops it cleanly."""
+    port = port or free_port()
+    log = log_path.open("a")
     process = subprocess.Popen(
         [TREEGATE, "serve", "--port", str(port)], env=env, stdout=log, stderr=log
     )

@@ -4,12 +4,9 @@ allow-list of persisted queries, no introspection, no anonymous reads)."""
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,42 +16,13 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.e2e.server import TREEGATE, clean_env, free_port, migrate_and_seed, run_cli
+from tests.e2e.server import clean_env, free_port, migrate_and_seed, run_cli, serving
 
 pytestmark = pytest.mark.e2e
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard.png"
 INTERVAL_S = 1
 HALT = "mutation($id: UUID!) { haltTree(input: {messageTreeId: $id}) { __typename } }"
-
-
-@contextmanager
-def serve(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
-    """`treegate serve` on a given port (so that it can come back on the same one)."""
-    with log.open("a") as out:
-        process = subprocess.Popen(
-            [TREEGATE, "serve", "--port", str(port)], env=env, stdout=out, stderr=out
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, log.read_text()
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
-            yield base
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            finally:
-                if process.poll() is None:
-                    process.kill()
 
 
 def new_key(env: dict[str, str], name: str, role: str) -> str:
@@ -102,7 +70,7 @@ def test_the_dashboard_polls_shows_changes_and_survives_an_outage(
     port = free_port()
     log = tmp_path / "server.log"
     wait = WebDriverWait(browser, 15)
-    with serve(env, port, log) as base:
+    with serving(env, log, port) as base:
         browser.get(f"{base}/dashboard")
         # Production: no key, no data; the page says so.
         wait.until(lambda d: d.find_element(By.ID, "notice").is_displayed())
@@ -177,7 +145,7 @@ def test_the_dashboard_polls_shows_changes_and_survives_an_outage(
     wait.until(lambda d: d.find_element(By.ID, "notice").is_displayed())
     assert "cannot be reached" in browser.find_element(By.ID, "notice").text
     # ... and clears by itself when it is back.
-    with serve(env, port, log):
+    with serving(env, log, port):
         wait.until(lambda d: not d.find_element(By.ID, "notice").is_displayed())
         wait.until(lambda d: shown_counts(d) == database_counts(db))
     print(

@@ -9,14 +9,11 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import URL
 
-from tests.databases import postgres_database
-from tests.e2e.server import clean_env, migrate_and_seed, run_cli, serving
+from tests.e2e.server import migrate_and_seed, run_cli, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -26,22 +23,8 @@ EXAMPLES = 100
 OPERATIONS = 10  # the Query and Mutation fields
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_env(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[dict[str, str]]:
-    env = clean_env()
-    if request.param == "sqlite":
-        env["TREEGATE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'fuzz.db'}"
-        yield env
-        return
-    async with postgres_database("treegate_fuzz") as url:
-        env["TREEGATE_DATABASE_URL"] = URL.render_as_string(url, hide_password=False)
-        yield env
-
-
-def test_fuzzing_finds_nothing(database_env: dict[str, str], tmp_path: Path) -> None:
-    run(database_env, tmp_path)
+def test_fuzzing_finds_nothing(server_env: dict[str, str], tmp_path: Path) -> None:
+    run(server_env, tmp_path)
 
 
 def run(env: dict[str, str], tmp_path: Path) -> None:

@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.engine import URL
 
-from tests.databases import PostgresUnavailable, postgres_database
-from tests.e2e.server import SEEDED_TREES, clean_env, migrate_and_seed, run_cli, serving
+from tests.e2e.server import SEEDED_TREES, migrate_and_seed, run_cli, serving
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def server_env(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[dict[str, str]]:
-    env = clean_env()
-    if request.param == "sqlite":
-        env["TREEGATE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'treegate.db'}"
-        yield env
-        return
-    try:
-        async with postgres_database("treegate_e2e") as url:
-            env["TREEGATE_DATABASE_URL"] = URL.render_as_string(url, hide_password=False)
-            yield env
-    except PostgresUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture

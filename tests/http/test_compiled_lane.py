@@ -1,9 +1,9 @@
-"""The compiled lane (gql/fast_lane.py) answers as the full path does, or leaves the request to it.
+"""Over HTTP, the compiled path (schema/fast) answers as the full path does, or leaves it to it.
 
 Each request is sent twice, with the compiled path on and off, and the two HTTP responses must
-be the same: status, content type and body, byte for byte. Requests the lane must not answer
-(other content types, bad JSON, unknown keys, callers without the reader role, documents it has
-no plan for, errors while its plan runs) are checked to reach the full path and get its answer.
+be the same: status, content type and body, byte for byte. Requests the compiled path must not
+answer (other content types, bad JSON, unknown keys, callers without the reader role, documents it
+has no plan for, errors while its plan runs) are checked to get the full path's answer.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from starlette.applications import Starlette
 from db import keys
 from domain.states import State
 from domain.transitions import Role
-from gql import fast_lane
 from gql.app import create_app
 from gql.settings import Settings
 from schema.fast.run import FastPath
@@ -158,7 +157,7 @@ async def test_the_clients_request_id_is_echoed(
         ),
     ],
 )
-async def test_what_the_lane_leaves_to_the_full_path(
+async def test_what_the_compiled_path_leaves_to_the_full_path(
     client: httpx.AsyncClient,
     app: Starlette,
     trees: list[str],
@@ -172,14 +171,14 @@ async def test_what_the_lane_leaves_to_the_full_path(
     assert served == []
 
 
-async def test_a_body_larger_than_the_lane_reads_goes_on_unread(
+async def test_a_large_body_is_read_whole(
     client: httpx.AsyncClient, app: Starlette, trees: list[str], served: list[int]
 ) -> None:
-    padded = "{ treeStateCounts(groupBy: []) { count } }" + " " * fast_lane.MAX_BODY
+    padded = "{ treeStateCounts(groupBy: []) { count } }" + " " * 64 * 1024
     response = await client.post("/graphql", json={"query": padded})
     assert response.status_code == 200
     assert response.json()["data"]["treeStateCounts"] == [{"count": len(trees)}]
-    # Answered by the schema's compiled path behind the full HTTP view, not by the lane.
+    # Answered by the schema's compiled path.
     assert len(served) == 1
 
 

@@ -139,7 +139,6 @@ async def test_an_unexpected_failure_outside_execution_is_masked(
         raise RuntimeError("connection to /var/run/postgresql failed: SELECT 1")
 
     monkeypatch.setattr("gql.http.identify", broken)
-    monkeypatch.setattr("gql.fast_lane.identify", broken)
     with caplog.at_level("ERROR", logger="treegate.http"):
         response = await client.post("/graphql", json=COUNTS, headers={"X-Request-ID": "r-1"})
     assert response.status_code == 500
