@@ -74,7 +74,8 @@ class TreegateSchema(strawberry.Schema):
     def check_document(self, source: str) -> DocumentNode | list[GraphQLError]:
         """The document if it is within the limits and valid, else the errors to answer with.
 
-        Run before execution by the HTTP endpoint and the compiled lane; cached by source.
+        Run before execution by the HTTP endpoint, and by the compiled path before it compiles a
+        document; cached by source.
         """
         checked = self._validated(source)
         return list(checked) if isinstance(checked, tuple) else checked
