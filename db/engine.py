@@ -12,9 +12,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from db.faults import UNREACHABLE, Breaker, DatabaseUnavailable, Fault, FaultKind, fault_of
 
 _DRIVERS = {
     "postgresql": "postgresql+asyncpg",
@@ -40,10 +43,20 @@ def normalize_url(url: str | URL) -> URL:
 class PoolOptions:
     size: int = 10
     max_overflow: int = 10
-    timeout: float = 5.0
+    timeout: float = 2.0
+    """Seconds a request waits for a pooled connection before it gets 503."""
+    connect_timeout: float = 2.0
+    """Seconds to open a connection (TCP, TLS and PostgreSQL's start-up)."""
     statement_timeout_ms: int = 15_000
+    """PostgreSQL `statement_timeout` of every connection (0: none)."""
+    lock_timeout_ms: int = 5_000
+    """PostgreSQL `lock_timeout` (0: none); SQLite's `busy_timeout` and the writers' queue."""
+    idle_in_transaction_timeout_ms: int = 60_000
+    """PostgreSQL `idle_in_transaction_session_timeout`: a leaked transaction's locks go."""
     ping_idle_s: float = 1.0
     """A connection idle in the pool longer than this is pinged before it is lent (PostgreSQL)."""
+    probe_interval_s: float = 0.25
+    """While the database is down, one connection attempt per this interval (`faults.Breaker`)."""
 
 
 def create_engine(url: str | URL, pool: PoolOptions | None = None) -> AsyncEngine:
@@ -51,32 +64,67 @@ def create_engine(url: str | URL, pool: PoolOptions | None = None) -> AsyncEngin
     pool = pool or PoolOptions()
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
+        lock_timeout_s = pool.lock_timeout_ms / 1000
         engine = create_async_engine(
             parsed,
             pool_size=pool.size,
             max_overflow=pool.max_overflow,
             pool_timeout=pool.timeout,
-            connect_args={"timeout": pool.timeout},
+            # sqlite3's own `timeout` is its busy timeout: how long a statement waits for a lock.
+            connect_args={"timeout": lock_timeout_s},
         )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
-        _SQLITE_WRITERS[engine.sync_engine] = _WriterQueue(timeout=pool.timeout)
-        return engine
-    engine = create_async_engine(
-        parsed,
-        pool_size=pool.size,
-        max_overflow=pool.max_overflow,
-        pool_timeout=pool.timeout,
-        connect_args={
-            "timeout": pool.timeout,
-            "server_settings": {
-                "application_name": "treegate",
-                "statement_timeout": str(pool.statement_timeout_ms),
+        _SQLITE_WRITERS[engine.sync_engine] = _WriterQueue(timeout=lock_timeout_s)
+    else:
+        engine = create_async_engine(
+            parsed,
+            pool_size=pool.size,
+            max_overflow=pool.max_overflow,
+            pool_timeout=pool.timeout,
+            connect_args={
+                "timeout": pool.connect_timeout,
+                "server_settings": {
+                    "application_name": "treegate",
+                    "statement_timeout": str(pool.statement_timeout_ms),
+                    "lock_timeout": str(pool.lock_timeout_ms),
+                    "idle_in_transaction_session_timeout": str(pool.idle_in_transaction_timeout_ms),
+                },
             },
-        },
-    )
-    _ping_when_idle(engine, pool.ping_idle_s)
+        )
+        _ping_when_idle(engine, pool.ping_idle_s)
+    _guard_connects(engine, Breaker(pool.probe_interval_s))
     return engine
+
+
+def breaker(engine: AsyncEngine) -> Breaker:
+    """The engine's breaker (`db.faults.Breaker`), which /readyz and the metrics read."""
+    return _BREAKERS[engine.sync_engine]
+
+
+_BREAKERS: weakref.WeakKeyDictionary[Engine, Breaker] = weakref.WeakKeyDictionary()
+
+
+def _guard_connects(engine: AsyncEngine, guard: Breaker) -> None:
+    """Every new connection passes the breaker: refused at once while the database is down."""
+    _BREAKERS[engine.sync_engine] = guard
+
+    def connect(
+        dialect: Dialect, _record: ConnectionPoolEntry, cargs: Any, cparams: Any
+    ) -> DBAPIConnection:
+        guard.before_connect()
+        try:
+            connection = dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            guard.failed(fault_of(exc) or UNREACHABLE)
+            raise
+        except BaseException:  # cancelled: says nothing about the database
+            guard.abandoned()
+            raise
+        guard.succeeded()
+        return connection
+
+    event.listen(engine.sync_engine, "do_connect", connect)
 
 
 _RETURNED_AT = "treegate_returned_at"
@@ -121,7 +169,6 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -162,6 +209,10 @@ class _WriterQueue:
         return lock
 
 
+WRITERS_BUSY = Fault(
+    FaultKind.UNAVAILABLE, "writers_busy", "too many writers are waiting for the database"
+)
+
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, _WriterQueue] = weakref.WeakKeyDictionary()
 
 
@@ -177,9 +228,7 @@ async def _turn_to_write(engine: AsyncEngine) -> AsyncIterator[None]:
         async with asyncio.timeout(queue.timeout):
             await lock.acquire()
     except TimeoutError:
-        raise TimeoutError(
-            f"no turn to write to SQLite within {queue.timeout:g} s: too many writers"
-        ) from None
+        raise DatabaseUnavailable(WRITERS_BUSY) from None
     try:
         yield
     finally:

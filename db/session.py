@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
+from db.faults import fault_of, is_connectivity
 from db.pg_reads import PgReads
 from db.reads import CoreReads, Reads
 
@@ -65,12 +65,13 @@ class RequestConnection:
                 driver = self._raw.driver_connection
             try:
                 yield PgReads(driver)
-            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
-                # The connection broke under asyncpg, out of SQLAlchemy's sight: it must not
-                # go back to the pool as if it were fine.
-                if self._raw is not None:
+            except Exception as exc:
+                if is_connectivity(fault_of(exc)) and self._raw is not None:
+                    # The connection broke under asyncpg, out of SQLAlchemy's sight. As SQLAlchemy
+                    # does on a disconnect, every connection of the pool opened before now is
+                    # dropped (the database most likely restarted), this one at once.
                     raw, self._raw = self._raw, None
-                    raw.invalidate()
+                    self._engine.sync_engine.pool._invalidate(raw, exc)
                 raise
 
     @asynccontextmanager

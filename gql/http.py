@@ -13,6 +13,9 @@
   other site can make a browser run a mutation (CSRF).
 - GET runs queries from the URL (`query`, `operationName`, `variables` and `extensions` as JSON);
   a browser asking for HTML gets GraphiQL when it is on.
+- 503 with `Retry-After` when the database cannot serve the request (`DATABASE_UNAVAILABLE`,
+  `db.faults`) or the process already serves `max_in_flight` requests (`SERVER_OVERLOADED`,
+  answered at once). A read whose pooled connection died under it is run again once.
 - Before anything runs: the caller's key (401 for an unknown or revoked key, or for a caller
   without the reader role), the document limits (`schema.limits`), then validation, with
   introspection off and suggestions hidden in production.
@@ -33,6 +36,7 @@ from urllib.parse import parse_qsl
 import orjson
 from graphql import (
     DocumentNode,
+    ExecutionResult,
     GraphQLError,
     OperationType,
     get_operation_ast,
@@ -40,13 +44,14 @@ from graphql import (
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
+from db.faults import RETRY_AFTER_S
 from domain.outcomes import Identity
 from domain.transitions import Role
 from gql.auth import InvalidKey, identify
 from gql.persisted import PersistedQueries, PersistedQueryError
 from resolvers.caches import Caches
 from resolvers.context import Context, Limits, WritePolicy
-from schema.errors import GRAPHQL_VALIDATION_FAILED, classify
+from schema.errors import DATABASE_UNAVAILABLE, GRAPHQL_VALIDATION_FAILED, classify
 from schema.limits import DOCUMENT_LIMIT_CODES
 
 logger = logging.getLogger("treegate.http")
@@ -62,6 +67,11 @@ LIMIT_CODES = DOCUMENT_LIMIT_CODES | {BODY_TOO_LARGE, BATCH_LIMIT}
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 BAD_REQUEST = "BAD_REQUEST"
+SERVER_OVERLOADED = "SERVER_OVERLOADED"
+BUSY = (
+    "the server is serving as many requests as it may (TREEGATE_MAX_CONCURRENT_REQUESTS); "
+    "retry in a moment"
+)
 UNKNOWN_KEY = "the API key is unknown or revoked"
 KEY_NEEDED = (
     "this server needs an API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
@@ -223,6 +233,7 @@ class GraphQLEndpoint:
         caches: Caches | None = None,
         cache_control: str = "no-cache",
         persisted: PersistedQueries | None = None,
+        max_in_flight: int = 256,
     ) -> None:
         self.schema = schema  # schema.build.TreegateSchema
         self.engine = engine
@@ -235,6 +246,8 @@ class GraphQLEndpoint:
         self.caches = caches or Caches()
         self.cache_control = cache_control
         self.persisted = persisted
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -246,19 +259,43 @@ class GraphQLEndpoint:
                 status = message["status"]
             await send(message)
 
+        if self.in_flight >= self.max_in_flight:
+            # Beyond the limit a request would only queue for the pool and time out later:
+            # it is told at once, before its body is read.
+            self.caches.metrics.overloaded.inc()
+            scope.setdefault("state", {})[OUTCOME_KEY] = "overloaded"
+            body = {"errors": [{"message": BUSY, "extensions": {"code": SERVER_OVERLOADED}}]}
+            await self._send(observed, 503, body, {"Retry-After": str(RETRY_AFTER_S)}, JSON)
+            self.observe(scope, status, time.perf_counter() - started)
+            return
+        self.in_flight += 1
         try:
             await self._serve(scope, receive, observed)
         except Exception as exc:
-            # Never a bare "Internal Server Error": masked as any unexpected error is, logged
-            # with the exception under the request id the client gets (`schema.errors`).
             if status == 500:  # nothing was sent yet
-                request_id = scope.get("state", {}).get("request_id", "-")
-                masked = classify(GraphQLError(str(exc), original_error=exc), request_id)
-                await self._send(observed, 500, {"errors": [masked.formatted]}, {}, JSON)
+                await self._failed(scope, observed, exc)
             else:
                 logger.exception("unexpected error after the answer began")
         finally:
+            self.in_flight -= 1
             self.observe(scope, status, time.perf_counter() - started)
+
+    async def _failed(self, scope: Scope, send: Send, exc: Exception) -> None:
+        """A failure outside execution (checking the key, looking up a persisted query): 503
+        for a database fault; otherwise never a bare "Internal Server Error" but masked as any
+        unexpected error is, and logged under the request id the client gets."""
+        state = scope.setdefault("state", {})
+        request_id = state.get("request_id", "-")
+        error = classify(GraphQLError(str(exc), original_error=exc), request_id)
+        media = negotiate(Headers(scope=scope).get("accept")) or JSON
+        fault = _fault_reason([error])
+        if fault is None:
+            await self._send(send, 500, {"errors": [error.formatted]}, {}, media)
+            return
+        state[OUTCOME_KEY] = "unavailable"
+        self.caches.metrics.database_faults.labels(fault).inc()
+        retry = {"Retry-After": str(RETRY_AFTER_S)}
+        await self._send(send, 503, {"errors": [error.formatted]}, retry, media)
 
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
         """Count the request, time it, and write its access log line."""
@@ -476,6 +513,32 @@ class GraphQLEndpoint:
                 "METHOD_NOT_ALLOWED",
                 {"Allow": "POST"},
             )
+        result, errors = await self._execute(params, identity, request_id)
+        fault = _fault_reason(errors)
+        if fault == "connection_lost" and operation.operation is OperationType.QUERY:
+            # A pooled connection died under the read (the database restarted, or the backend
+            # was terminated); the pool has dropped its old connections. A read is safe to run
+            # again, once, on a fresh one.
+            result, errors = await self._execute(params, identity, request_id)
+            fault = _fault_reason(errors)
+        if fault is not None:
+            state[OUTCOME_KEY] = "unavailable"
+            self.caches.metrics.database_faults.labels(fault).inc()
+            failed = {"data": result.data, "errors": [e.formatted for e in errors]}
+            return Outcome(503, failed, {"Retry-After": str(RETRY_AFTER_S)})
+        if result.data is None and errors and all(e.path is None for e in errors):
+            # Nothing ran (variables that do not coerce): a request error.
+            return self._request_error(errors, media, request_id)
+        body: dict[str, Any] = {"data": result.data}
+        if errors:
+            body["errors"] = [e.formatted for e in errors]
+        else:
+            state[OUTCOME_KEY] = "ok"
+        return Outcome(200, body, {})
+
+    async def _execute(
+        self, params: Params, identity: Identity, request_id: str
+    ) -> tuple[ExecutionResult, list[GraphQLError]]:
         context = self.context(request_id, identity)
         try:
             result = await self.schema.execute(
@@ -486,16 +549,7 @@ class GraphQLEndpoint:
             )
         finally:
             await context.close()
-        errors = [classify(e, request_id) for e in result.errors or ()]
-        if result.data is None and errors and all(e.path is None for e in errors):
-            # Nothing ran (variables that do not coerce): a request error.
-            return self._request_error(errors, media, request_id)
-        body: dict[str, Any] = {"data": result.data}
-        if errors:
-            body["errors"] = [e.formatted for e in errors]
-        else:
-            state[OUTCOME_KEY] = "ok"
-        return Outcome(200, body, {})
+        return result, [classify(e, request_id) for e in result.errors or ()]
 
     def _request_error(self, errors: list[GraphQLError], media: str, request_id: str) -> Outcome:
         status = 400 if media == GRAPHQL_RESPONSE else 200
@@ -547,6 +601,15 @@ class Rendered:
     headers: dict[str, str]
     operation: str | None
     outcome: str | None
+
+
+def _fault_reason(errors: list[GraphQLError]) -> str | None:
+    """The reason of the first database fault among classified errors, if any."""
+    for error in errors:
+        extensions = error.extensions or {}
+        if extensions.get("code") == DATABASE_UNAVAILABLE:
+            return str(extensions.get("reason", "unavailable"))
+    return None
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.engine import PoolOptions
+from db.faults import Backoff
 from domain.transitions import Role
 from resolvers.context import WritePolicy
 from schema.limits import DocumentLimits
@@ -41,10 +42,33 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, ge=1, description="Connections kept open per process.")
     db_max_overflow: int = Field(10, ge=0, description="Extra connections under load.")
     db_pool_timeout: float = Field(
-        5.0, gt=0, description="Seconds to wait for a connection (and to connect)."
+        2.0, gt=0, description="Seconds a request waits for a free connection, then 503."
+    )
+    db_connect_timeout: float = Field(
+        2.0, gt=0, description="Seconds to open a database connection."
     )
     db_statement_timeout_ms: int = Field(
         15_000, ge=0, description="PostgreSQL statement_timeout per connection (0: none)."
+    )
+    db_lock_timeout_ms: int = Field(
+        5_000,
+        ge=1,
+        description="PostgreSQL lock_timeout; SQLite's busy timeout (a conflict, retried).",
+    )
+    db_idle_in_transaction_timeout_ms: int = Field(
+        60_000,
+        ge=0,
+        description="PostgreSQL idle_in_transaction_session_timeout (0: none).",
+    )
+    db_probe_interval_s: float = Field(
+        0.25,
+        gt=0,
+        description="While the database is down: one connection attempt per interval (s).",
+    )
+    db_retry_attempts: int = Field(
+        3,
+        ge=1,
+        description="Tries of a mutation's transaction on a conflict (deadlock, lock timeout).",
     )
     db_ping_idle_s: float = Field(
         1.0,
@@ -52,6 +76,16 @@ class Settings(BaseSettings):
         description="Ping a pooled PostgreSQL connection before use if idle this long (s).",
     )
     ready_timeout: float = Field(2.0, gt=0, description="Seconds /readyz waits for the database.")
+    max_concurrent_requests: int = Field(
+        256,
+        ge=1,
+        description="GraphQL requests one process serves at once; more get 503 at once.",
+    )
+    shutdown_grace_s: int = Field(
+        20,
+        ge=0,
+        description="On SIGTERM: seconds in-flight requests get to finish before they are cut.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     anonymous_role: Literal["none", "reader", "operator", "moderator", "admin"] | None = Field(
         None,
@@ -136,6 +170,7 @@ class Settings(BaseSettings):
             max_activate=self.max_activate,
             idempotency_ttl=timedelta(hours=self.idempotency_ttl_hours),
             rng=random.Random(self.lottery_seed),
+            retry=Backoff(attempts=self.db_retry_attempts),
         )
 
     @property
@@ -163,6 +198,10 @@ class Settings(BaseSettings):
             size=self.db_pool_size,
             max_overflow=self.db_max_overflow,
             timeout=self.db_pool_timeout,
+            connect_timeout=self.db_connect_timeout,
             statement_timeout_ms=self.db_statement_timeout_ms,
+            lock_timeout_ms=self.db_lock_timeout_ms,
+            idle_in_transaction_timeout_ms=self.db_idle_in_transaction_timeout_ms,
             ping_idle_s=self.db_ping_idle_s,
+            probe_interval_s=self.db_probe_interval_s,
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.faults import Backoff
 from db.session import RequestConnection
 from domain.outcomes import Identity
 from domain.transitions import Role
@@ -33,6 +34,8 @@ class WritePolicy:
     max_activate: int = 100
     idempotency_ttl: timedelta = timedelta(hours=24)
     rng: random.Random = field(default_factory=random.Random)
+    retry: Backoff = field(default_factory=Backoff)
+    """How a transaction that met a conflict (deadlock, lock timeout) is tried again."""
 
 
 Hook = Callable[[], Awaitable[None]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import idempotency
 from db.engine import write_transaction
+from db.faults import DatabaseUnavailable, Fault, FaultKind, fault_of
 from domain.codec import decode_outcome, encode_outcome
 from domain.errors import InvalidInput, check_text
 from domain.outcomes import LotteryOutcome, TransitionOutcome
@@ -49,34 +51,63 @@ async def run_once(
     The same key and input again returns the recorded outcome and changes nothing; the same
     key with another input (or operation) returns `reused(conn)` (IDEMPOTENCY_KEY_REUSED).
     The outcome is recorded in the transaction that made it, rejections included.
+
+    A transaction ended by a conflict (serialization failure, deadlock, lock timeout, SQLite
+    busy) was rolled back whole, so it is run again from the start, idempotency claim
+    included, up to `policy.retry.attempts` tries with jittered backoff; then the caller gets
+    `DatabaseUnavailable` (503). Any other failure, a lost connection included, is not retried
+    here: whether its COMMIT took effect cannot be known, and the client's retry with the same
+    idempotency key is what makes that safe.
     """
     check_key(key)
     scope = ctx.identity.name or "anonymous"
     request_hash = fingerprint(operation, arguments)
-    fresh: Outcome | None = None
+
+    async def attempt(conn: AsyncConnection) -> tuple[Outcome, bool]:
+        if key is not None:
+            now = ctx.clock()
+            recorded = await idempotency.claim(
+                conn,
+                scope=scope,
+                key=key,
+                operation=operation,
+                request_hash=request_hash,
+                now=now,
+                expires_at=now + ctx.policy.idempotency_ttl,
+            )
+            if recorded is not None:
+                if recorded.request_hash != request_hash or recorded.result is None:
+                    return await reused(conn), False
+                return decode_outcome(recorded.result), False  # type: ignore[return-value]
+        outcome = await action(conn)
+        if key is not None:
+            await idempotency.record(conn, scope=scope, key=key, result=encode_outcome(outcome))
+        return outcome, True
+
+    retry = ctx.policy.retry
     try:
-        async with write_transaction(ctx.engine) as conn:
-            if key is not None:
-                now = ctx.clock()
-                recorded = await idempotency.claim(
-                    conn,
-                    scope=scope,
-                    key=key,
-                    operation=operation,
-                    request_hash=request_hash,
-                    now=now,
-                    expires_at=now + ctx.policy.idempotency_ttl,
-                )
-                if recorded is not None:
-                    if recorded.request_hash != request_hash or recorded.result is None:
-                        return await reused(conn)
-                    return decode_outcome(recorded.result)  # type: ignore[return-value]
-            outcome = await action(conn)
-            if key is not None:
-                await idempotency.record(conn, scope=scope, key=key, result=encode_outcome(outcome))
-            fresh = outcome
-        # Committed (a replayed outcome is not counted again).
-        ctx.caches.metrics.committed(fresh)
-        return fresh
+        for tries in range(1, retry.attempts + 1):
+            try:
+                async with write_transaction(ctx.engine) as conn:
+                    outcome, fresh = await attempt(conn)
+            except Exception as exc:
+                fault = fault_of(exc)
+                if fault is None or fault.kind is not FaultKind.CONFLICT:
+                    raise
+                if tries == retry.attempts:
+                    raise DatabaseUnavailable(
+                        Fault(
+                            FaultKind.UNAVAILABLE,
+                            fault.reason,
+                            f"{fault.message}; gave up after {tries} tries",
+                        )
+                    ) from exc
+                ctx.caches.metrics.retries.labels(fault.reason).inc()
+                await asyncio.sleep(retry.delay(tries - 1))
+                continue
+            if fresh:  # committed (a replayed outcome is not counted again)
+                ctx.caches.metrics.committed(outcome)
+            return outcome
+        raise AssertionError("unreachable: the loop returns or raises")
     finally:
         await ctx.after_write()

@@ -8,7 +8,7 @@ endpoint. Cache hits and misses, 304s and the database pool are read when scrape
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -59,6 +59,23 @@ class Metrics:
         self.not_modified = Counter(
             "treegate_not_modified", "GET answers 304 Not Modified.", registry=self.registry
         )
+        self.database_faults = Counter(
+            "treegate_database_faults",
+            "Requests answered 503 for a database fault, by its reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "treegate_transaction_retries",
+            "Mutation transactions tried again after a conflict, by its reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.overloaded = Counter(
+            "treegate_overload_rejections",
+            "Requests answered 503 at once: the process's concurrency limit was reached.",
+            registry=self.registry,
+        )
         self._names: set[str] = set()
 
     def operation(self, name: str | None) -> str:
@@ -82,16 +99,23 @@ class Metrics:
             self.transitions.labels("PROMPT_LOTTERY_WAITING", "GROWING").inc(len(outcome.drawn))
             self.draws.labels(outcome.lang).inc(len(outcome.drawn))
 
-    def watch(self, caches: Mapping[str, Any], pool: Any) -> None:
+    def watch(
+        self, caches: Mapping[str, Any], pool: Any, breaker: Any, in_flight: Callable[[], int]
+    ) -> None:
         """Values read when scraped: the shared caches' hits and misses (`SharedCache`, by
-        name), and the database pool's connections (a SQLAlchemy pool)."""
-        self.registry.register(_Live(caches, pool))
+        name), the database pool's connections (a SQLAlchemy pool), whether the breaker is
+        open (`db.faults.Breaker`) and the GraphQL requests in flight."""
+        self.registry.register(_Live(caches, pool, breaker, in_flight))
 
 
 class _Live(Collector):
-    def __init__(self, caches: Mapping[str, Any], pool: Any) -> None:
+    def __init__(
+        self, caches: Mapping[str, Any], pool: Any, breaker: Any, in_flight: Callable[[], int]
+    ) -> None:
         self._caches = caches
         self._pool = pool
+        self._breaker = breaker
+        self._in_flight = in_flight
 
     def collect(self) -> Iterator[Any]:
         lookups = CounterMetricFamily(
@@ -111,4 +135,14 @@ class _Live(Collector):
         yield connections
         yield GaugeMetricFamily(
             "treegate_db_pool_size", "Connections the pool keeps open.", value=self._pool.size()
+        )
+        yield GaugeMetricFamily(
+            "treegate_db_unavailable",
+            "1 while the database is known to be down (new connections refused at once).",
+            value=int(self._breaker.open),
+        )
+        yield GaugeMetricFamily(
+            "treegate_requests_in_flight",
+            "GraphQL requests being served now.",
+            value=self._in_flight(),
         )

@@ -21,6 +21,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import ExecutionContext
 from strawberry.types.graphql import OperationType
 
+from db.faults import fault_of
 from resolvers.context import Context
 from schema.errors import GRAPHQL_VALIDATION_FAILED, ErrorCodes
 from schema.fast.run import FastPath
@@ -95,8 +96,14 @@ class TreegateSchema(strawberry.Schema):
             if plan is not None and operation_name in (None, plan.operation_name):
                 try:
                     data = await self.fast_path.run(plan, context_value, variable_values)
-                except Exception:  # the full path answers, errors included
-                    pass
+                except Exception as exc:
+                    if fault_of(exc) is not None:
+                        # The database failed, not the plan: asking again by the full path
+                        # would only wait for the same failure.
+                        return ExecutionResult(
+                            data=None, errors=[GraphQLError(str(exc), original_error=exc)]
+                        )
+                    # Otherwise the full path answers, errors included.
                 else:
                     return ExecutionResult(data=data, errors=None)
         return await super().execute(

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from db.faults import RETRY_AFTER_S, fault_of
 from domain.errors import Forbidden, InvalidInput, Unauthenticated
 
 logger = logging.getLogger("treegate.errors")
@@ -24,6 +25,9 @@ GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 UNAUTHENTICATED = "UNAUTHENTICATED"
 FORBIDDEN = "FORBIDDEN"
+DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+"""The database could not serve the request now (down, connection lost, no connection free in
+time, a conflict that outlasted its retries): HTTP 503 with `Retry-After`."""
 
 
 def _request_id(context: object) -> str:
@@ -42,6 +46,21 @@ def classify(error: GraphQLError, request_id: str) -> GraphQLError:
     if isinstance(original, Unauthenticated | Forbidden):
         code = UNAUTHENTICATED if isinstance(original, Unauthenticated) else FORBIDDEN
         return _with(error, str(original), {**extensions, "code": code})
+    fault = None if original is None else fault_of(original)
+    if fault is not None:
+        logger.warning(
+            "database fault [request %s]: %s (%s)", request_id, fault.reason, _describe(original)
+        )
+        return _with(
+            error,
+            f"{fault.message}; retry in a moment",
+            {
+                "code": DATABASE_UNAVAILABLE,
+                "reason": fault.reason,
+                "retryAfter": RETRY_AFTER_S,
+                "requestId": request_id,
+            },
+        )
     if original is None or isinstance(original, GraphQLError):
         if error.path is None and error.message.startswith("Syntax Error"):
             extensions["code"] = GRAPHQL_PARSE_FAILED
@@ -63,6 +82,14 @@ def classify(error: GraphQLError, request_id: str) -> GraphQLError:
         f"Internal server error (request id {request_id})",
         {"code": INTERNAL_SERVER_ERROR, "requestId": request_id},
     )
+
+
+def _describe(error: BaseException | None) -> str:
+    """The exception's type and first line, for the log (never for the client)."""
+    if error is None:
+        return "-"
+    first = str(error).partition("\n")[0][:200]
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def _with(error: GraphQLError, message: str, extensions: dict[str, object]) -> GraphQLError:

@@ -32,10 +32,17 @@ def test_defaults() -> None:
         "default_page_size": 50,
         "db_pool_size": 10,
         "db_max_overflow": 10,
-        "db_pool_timeout": 5.0,
+        "db_pool_timeout": 2.0,
+        "db_connect_timeout": 2.0,
         "db_statement_timeout_ms": 15_000,
+        "db_lock_timeout_ms": 5_000,
+        "db_idle_in_transaction_timeout_ms": 60_000,
+        "db_probe_interval_s": 0.25,
+        "db_retry_attempts": 3,
         "db_ping_idle_s": 1.0,
         "ready_timeout": 2.0,
+        "max_concurrent_requests": 256,
+        "shutdown_grace_s": 20,
         "log_level": "info",
         "anonymous_role": None,
         "max_active_trees": 10,
@@ -62,8 +69,9 @@ def test_defaults() -> None:
     assert settings.anonymous is Role.READER
     assert settings.write_policy.max_active_trees == 10
     assert settings.pool == PoolOptions(
-        size=10, max_overflow=10, timeout=5.0, statement_timeout_ms=15_000
+        size=10, max_overflow=10, timeout=2.0, statement_timeout_ms=15_000
     )
+    assert settings.write_policy.retry.attempts == 3
 
 
 def test_reads_treegate_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,12 +88,30 @@ def test_reads_treegate_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TREEGATE_DB_STATEMENT_TIMEOUT_MS", "0")
     monkeypatch.setenv("TREEGATE_READY_TIMEOUT", "0.5")
     monkeypatch.setenv("TREEGATE_LOG_LEVEL", "debug")
+    monkeypatch.setenv("TREEGATE_DB_CONNECT_TIMEOUT", "0.75")
+    monkeypatch.setenv("TREEGATE_DB_LOCK_TIMEOUT_MS", "800")
+    monkeypatch.setenv("TREEGATE_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", "9000")
+    monkeypatch.setenv("TREEGATE_DB_PROBE_INTERVAL_S", "0.5")
+    monkeypatch.setenv("TREEGATE_DB_RETRY_ATTEMPTS", "5")
+    monkeypatch.setenv("TREEGATE_MAX_CONCURRENT_REQUESTS", "32")
+    monkeypatch.setenv("TREEGATE_SHUTDOWN_GRACE_S", "7")
     settings = Settings()
     assert settings.env == "production"
     assert settings.database_url == "postgresql://oa@db.internal/oasst"
     assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 9001, 4)
     assert (settings.max_page_size, settings.default_page_size) == (500, 25)
-    assert settings.pool == PoolOptions(size=3, max_overflow=0, timeout=1.5, statement_timeout_ms=0)
+    assert settings.pool == PoolOptions(
+        size=3,
+        max_overflow=0,
+        timeout=1.5,
+        connect_timeout=0.75,
+        statement_timeout_ms=0,
+        lock_timeout_ms=800,
+        idle_in_transaction_timeout_ms=9000,
+        probe_interval_s=0.5,
+    )
+    assert settings.write_policy.retry.attempts == 5
+    assert (settings.max_concurrent_requests, settings.shutdown_grace_s) == (32, 7)
     assert settings.ready_timeout == 0.5
     assert settings.log_level == "debug"
     assert settings.graphiql_enabled is False
