@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import TypedDict
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,7 +19,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 from strawberry.http.ides import get_graphql_ide_html
 
-from db.engine import create_engine
+from db.engine import breaker, create_engine
+from db.faults import RETRY_AFTER_S, fault_of
 from gql import dashboard
 from gql.fast_lane import GraphQLRoute
 from gql.graphiql import localize, static_mount
@@ -42,6 +44,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI app; settings come from the environment unless given."""
     settings = settings or Settings()
     engine = create_engine(settings.database_url, settings.pool)
+    # /readyz asks the database on a connection of its own, so that a pool that is busy (every
+    # connection lent) does not make a healthy process look unready.
+    probe_engine = create_engine(
+        settings.database_url, replace(settings.pool, size=1, max_overflow=0)
+    )
     schema = build_schema()
     schema.fast_path_enabled = settings.compiled_reads
     schema.configure(
@@ -68,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         cache_control=settings.cache_control,
         persisted=persisted,
+        max_in_flight=settings.max_concurrent_requests,
     )
 
     @contextlib.asynccontextmanager
@@ -75,7 +83,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield {"engine": engine, "settings": settings}
         finally:
+            # After the server stopped taking requests and the last one was answered.
             await engine.dispose()
+            await probe_engine.dispose()
+            logger.info("database connections closed")
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -83,19 +94,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def readyz(_request: Request) -> Response:
         try:
             async with asyncio.timeout(settings.ready_timeout):
-                async with engine.connect() as conn:
+                async with probe_engine.connect() as conn:
                     await conn.execute(text("SELECT 1"))
         except Exception as exc:  # any failure means "not ready", whatever the driver raised
-            logger.warning("readiness check failed: %s", type(exc).__name__)
+            fault = fault_of(exc)
+            reason = fault.reason if fault is not None else type(exc).__name__
+            logger.warning("readiness check failed: %s", reason)
             return JSONResponse(
-                {"status": "unavailable", "database": engine.dialect.name},
+                {"status": "unavailable", "database": engine.dialect.name, "reason": reason},
                 status_code=503,
-                headers={"Retry-After": "5"},
+                headers={"Retry-After": str(RETRY_AFTER_S)},
             )
         return JSONResponse({"status": "ready", "database": engine.dialect.name})
 
     caches = endpoint.caches
-    caches.metrics.watch({"counts": caches.counts, "responses": caches.responses}, engine.pool)
+    caches.metrics.watch(
+        {"counts": caches.counts, "responses": caches.responses},
+        engine.pool,
+        breaker(engine),
+        lambda: endpoint.in_flight,
+    )
 
     async def metrics(_request: Request) -> Response:
         return Response(generate_latest(caches.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,10 +34,21 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port [TREEGATE_PORT].")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes [TREEGATE_WORKERS].")] = None,
 ) -> None:
-    """Serve the GraphQL API (GraphiQL on /graphql in development)."""
+    """Serve the GraphQL API (GraphiQL on /graphql in development).
+
+    On SIGTERM (or Ctrl-C) it stops accepting connections, lets the requests in flight finish
+    within TREEGATE_SHUTDOWN_GRACE_S, closes the database pool and exits 0.
+    """
+    import signal
+
     import uvicorn
 
     settings = Settings()
+    # uvicorn handles the signal while it serves, shuts down gracefully, then raises the signal
+    # again for the handler that was there before: this one, so that a requested stop is a
+    # clean exit (status 0) rather than a death by signal.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _stopped)
     uvicorn.run(
         "gql.app:create_app",
         factory=True,
@@ -44,11 +56,39 @@ def serve(
         port=port or settings.port,
         workers=workers or settings.workers,
         log_level=settings.log_level,
+        log_config=log_config(settings.log_level),
         # Treegate writes its own access line per GraphQL request (`treegate.access`: request
         # id, operation, status, outcome, duration); uvicorn's would be a second one.
         access_log=False,
         proxy_headers=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration, plus Treegate's own loggers (`treegate.*`: the access
+    line of every GraphQL request, database faults, masked errors), with time and name."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["treegate"] = {
+        "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+    }
+    config["handlers"]["treegate"] = {
+        "formatter": "treegate",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["treegate"] = {
+        "handlers": ["treegate"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config
+
+
+def _stopped(_signal: int, _frame: object) -> None:
+    """The stop signal, raised again by uvicorn after its graceful shutdown: nothing to do."""
 
 
 @app.command()

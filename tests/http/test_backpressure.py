@@ -1,0 +1,190 @@
+"""Overload and an unreachable database answer 503 with `Retry-After` quickly, never a hang:
+the pool's checkout timeout, the per-process concurrency limit, and the breaker that refuses
+connections at once while the database is known to be down. Health endpoints stay outside.
+
+Slow queries are real: another connection holds an ACCESS EXCLUSIVE lock on
+`message_tree_state`, so every read of it waits (PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from gql.app import create_app
+from gql.settings import Settings
+
+postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+COUNT = "query Count($n: Int) { messageTreeStates(first: $n) { totalCount } }"
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings, **fields: Any
+) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+    app = create_app(settings.model_copy(update=fields))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://treegate.test", timeout=30
+        ) as c:
+            yield app, c
+
+
+@asynccontextmanager
+async def table_locked(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Every read of `message_tree_state` waits until the block ends."""
+    async with engine.connect() as conn, conn.begin():
+        await conn.execute(text("LOCK TABLE message_tree_state IN ACCESS EXCLUSIVE MODE"))
+        yield
+
+
+async def waiting_on_locks(engine: AsyncEngine, count: int) -> None:
+    """Until `count` Treegate backends wait for a lock (at most 5 s)."""
+    async with asyncio.timeout(5):
+        while True:
+            async with engine.connect() as conn:
+                waiting = await conn.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'treegate'"
+                        " AND wait_event_type = 'Lock' AND datname = current_database()"
+                    )
+                )
+            if waiting >= count:
+                return
+            await asyncio.sleep(0.02)
+
+
+def count_request(client: httpx.AsyncClient, n: int) -> Any:
+    # A distinct `first` per request: no shared answer between them.
+    return client.post("/graphql", json={"query": COUNT, "variables": {"n": n}})
+
+
+@postgresql_only
+async def test_an_exhausted_pool_answers_503_within_the_checkout_timeout(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    fields = {
+        "db_pool_size": 2,
+        "db_max_overflow": 0,
+        "db_pool_timeout": 0.4,
+        "db_lock_timeout_ms": 20_000,
+    }
+    async with serving(settings, **fields) as (app, client):
+        async with table_locked(engine):
+            slow = [asyncio.create_task(count_request(client, n)) for n in (1, 2)]
+            await waiting_on_locks(engine, 2)  # both pooled connections are lent, and wait
+            started = time.monotonic()
+            refused = await count_request(client, 3)
+            elapsed = time.monotonic() - started
+            health = await client.get("/healthz")
+            ready = await client.get("/readyz")
+        answered = await asyncio.gather(*slow)
+        after = await count_request(client, 4)
+        metrics = app.state.endpoint.caches.metrics.registry
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "1"
+    (error,) = refused.json()["errors"]
+    assert error["extensions"]["code"] == "DATABASE_UNAVAILABLE"
+    assert error["extensions"]["reason"] == "pool_timeout"
+    assert 0.4 <= elapsed < 0.4 + 0.5  # it waited the checkout timeout, and no longer
+    # Health is outside the pool: /readyz has a connection of its own.
+    assert (health.status_code, ready.status_code) == (200, 200)
+    # The slow requests were not harmed, and the next one is served.
+    assert [r.status_code for r in answered] == [200, 200]
+    assert after.status_code == 200
+    assert "errors" not in after.json()
+    faults = metrics.get_sample_value("treegate_database_faults_total", {"reason": "pool_timeout"})
+    assert faults == 1
+
+
+@postgresql_only
+async def test_beyond_the_concurrency_limit_requests_get_503_at_once(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    fields = {"max_concurrent_requests": 2, "db_lock_timeout_ms": 20_000}
+    async with serving(settings, **fields) as (app, client):
+        async with table_locked(engine):
+            slow = [asyncio.create_task(count_request(client, n)) for n in (1, 2)]
+            await waiting_on_locks(engine, 2)
+            started = time.monotonic()
+            refused = await count_request(client, 3)
+            elapsed = time.monotonic() - started
+            probes = [await client.get(path) for path in ("/healthz", "/readyz", "/metrics")]
+        answered = await asyncio.gather(*slow)
+        after = await count_request(client, 4)
+        overloaded = app.state.endpoint.caches.metrics.registry.get_sample_value(
+            "treegate_overload_rejections_total"
+        )
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    (error,) = refused.json()["errors"]
+    assert error["extensions"] == {"code": "SERVER_OVERLOADED"}
+    assert elapsed < 0.1
+    assert [p.status_code for p in probes] == [200, 200, 200]
+    assert "treegate_requests_in_flight 2.0" in probes[2].text
+    assert [r.status_code for r in answered] == [200, 200]
+    assert after.status_code == 200
+    assert overloaded == 1
+
+
+@pytest.fixture
+def silent_database() -> Iterator[str]:
+    """A PostgreSQL URL whose server takes TCP connections and never answers them."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"postgresql://postgres@127.0.0.1:{listener.getsockname()[1]}/nope"
+
+
+async def test_while_the_database_is_down_requests_fail_within_100_ms(
+    silent_database: str,
+) -> None:
+    """The first request waits for the connect timeout; the breaker then answers the next ones
+    at once, until its next probe (here far off, to keep the test exact)."""
+    settings = Settings(
+        database_url=silent_database, db_connect_timeout=0.5, db_probe_interval_s=30
+    )
+    async with serving(settings) as (_app, client):
+        started = time.monotonic()
+        first = await count_request(client, 1)
+        first_elapsed = time.monotonic() - started
+        timings: list[float] = []
+        answers: list[httpx.Response] = []
+        for n in range(10):
+            started = time.monotonic()
+            if n % 3 == 0:  # a keyed request: the key lookup needs the database too
+                answer = await client.post(
+                    "/graphql", json={"query": COUNT}, headers={"X-API-Key": "tg_whatever"}
+                )
+            elif n % 3 == 1:
+                answer = await client.get(
+                    "/graphql", params={"query": "{ treeStateCounts { count } }"}
+                )
+            else:
+                answer = await count_request(client, n)
+            timings.append(time.monotonic() - started)
+            answers.append(answer)
+        health = await client.get("/healthz")
+        metrics = await client.get("/metrics")
+    assert first.status_code == 503
+    assert 0.5 <= first_elapsed < 1.5
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"] == "1"
+        (error,) = answer.json()["errors"]
+        assert error["extensions"]["code"] == "DATABASE_UNAVAILABLE"
+        assert error["extensions"]["reason"] == "unreachable"
+    assert max(timings) < 0.1, timings
+    assert health.status_code == 200
+    assert "treegate_db_unavailable 1.0" in metrics.text
