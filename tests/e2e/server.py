@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -45,10 +46,20 @@ def migrate_and_seed(env: dict[str, str], trees: int = SEEDED_TREES) -> None:
     assert f"seeded {trees} trees" in seeded.stdout
 
 
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    base: str
+    log_path: Path
+
+
 @contextmanager
-def serving(env: dict[str, str], log_path: Path, port: int | None = None) -> Iterator[str]:
+def server_process(
+    env: dict[str, str], log_path: Path, port: int | None = None
+) -> Iterator[Server]:
     """`treegate serve` until ready, on `port` (a free one by default, so that a server can come
-    back on the same); yields the base URL, then stops it cleanly."""
+    back on the same); yields it, then stops it with SIGTERM (unless the test did) and checks
+    that it shut down cleanly: exit status 0, pool closed."""
     port = port or free_port()
     log = log_path.open("a")
     process = subprocess.Popen(
@@ -66,14 +77,22 @@ def serving(env: dict[str, str], log_path: Path, port: int | None = None) -> Ite
                 pass
             assert time.monotonic() < deadline, "server did not become ready in 30 s"
             time.sleep(0.2)
-        yield base
+        yield Server(process, base, log_path)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log_path.read_text()[-3000:]
+        text = log_path.read_text()
+        assert "Application shutdown complete" in text
+        assert "database connections closed" in text
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            # uvicorn shuts down gracefully, then re-raises the signal it caught.
-            assert process.wait(timeout=15) in (0, -signal.SIGTERM)
-            assert "Application shutdown complete" in log_path.read_text()
-        finally:
-            if process.poll() is None:
-                process.kill()
-            log.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@contextmanager
+def serving(env: dict[str, str], log_path: Path, port: int | None = None) -> Iterator[str]:
+    """`server_process`, yielding the base URL."""
+    with server_process(env, log_path, port) as server:
+        yield server.base
