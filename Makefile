@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install browser audit-tools run test lint format schema clean bench
+.PHONY: install browser audit-tools run test lint format schema clean bench soak
 
 install: $(STAMP)
 
@@ -71,6 +71,12 @@ schema: install
 # table. Flags go through ARGS, e.g. `make bench ARGS="--duration 5"` (README: Benchmarks).
 bench: install
 	$(BIN)/python -m bench.run $(ARGS)
+
+# The soak run (not part of `make test`): ten minutes of mixed load on a throwaway PostgreSQL
+# cluster restarted every two minutes; errors by kind, recovery times, invariants (README:
+# Operations). Flags through ARGS, e.g. `make soak ARGS="--minutes 2 --restart-every 30"`.
+soak: install
+	$(BIN)/python -m bench.soak $(ARGS)
 
 clean:
 	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache
