@@ -121,6 +121,43 @@ async def test_a_database_restart_under_load_recovers_within_a_second_and_loses_
     assert invariants.applied > 0
 
 
+async def test_while_the_database_is_down_requests_get_a_quick_503_and_after_it_the_next_succeeds(
+    deployment: Deployment, server_log: Path
+) -> None:
+    probe_interval = 0.25
+    env = deployment.env | {"TREEGATE_DB_PROBE_INTERVAL_S": str(probe_interval)}
+    with server_process(env, server_log) as server:
+        async with client(server.base, deployment.key) as http:
+            assert (await http.post("/graphql", json={"query": PAGE})).status_code == 200
+            await asyncio.to_thread(deployment.cluster.stop, "fast")
+            down: list[tuple[float, httpx.Response]] = []
+            for _ in range(20):
+                started = time.monotonic()
+                answer = await http.post("/graphql", json={"query": PAGE})
+                down.append((time.monotonic() - started, answer))
+            ready = await http.get("/readyz")
+            health = await http.get("/healthz")
+            accepting = await asyncio.to_thread(deployment.cluster.start)
+            assert accepting is not None
+            # A client asking no more often than the probe interval: its next request is served.
+            await asyncio.sleep(max(0.0, accepting + probe_interval - time.monotonic()))
+            back = await http.post("/graphql", json={"query": PAGE})
+            ready_again = await http.get("/readyz")
+    for seconds, answer in down:
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"] == "1"
+        error = answer.json()["errors"][0]["extensions"]
+        assert error["code"] == "DATABASE_UNAVAILABLE"
+        assert error["reason"] in ("unreachable", "connection_lost")
+        assert seconds < 0.1, seconds
+    assert ready.status_code == 503
+    assert ready.json()["status"] == "unavailable"
+    assert health.status_code == 200
+    assert back.status_code == 200, back.text
+    assert "errors" not in back.json()
+    assert ready_again.status_code == 200
+
+
 async def test_a_mutation_whose_backend_is_terminated_gets_503_changes_nothing_and_a_retry_works(
     deployment: Deployment, server_log: Path
 ) -> None:
