@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gql.cli_data import export_trees, import_trees
 from gql.cli_persisted import persisted_app
 from gql.cli_writes import keys_app, lottery_app, run_with_engine, tree_app
 from gql.settings import Settings
@@ -24,6 +25,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(lottery_app, name="lottery")
 app.add_typer(tree_app, name="tree")
 app.add_typer(persisted_app, name="persisted")
+app.command("import")(import_trees)
+app.command("export")(export_trees)
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
 
