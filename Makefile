@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install browser audit-tools run test lint format schema clean bench soak
+.PHONY: install browser audit-tools run test lint format schema clean bench soak bench-import
 
 install: $(STAMP)
 
@@ -77,6 +77,11 @@ bench: install
 # Operations). Flags through ARGS, e.g. `make soak ARGS="--minutes 2 --restart-every 30"`.
 soak: install
 	$(BIN)/python -m bench.soak $(ARGS)
+
+# `treegate import` at oasst2's size (70,000 trees, 210,000 messages) into PostgreSQL, against a
+# tenth of it as the baseline: trees/s and peak memory (README: Importing and exporting).
+bench-import: install
+	$(BIN)/python -m bench.import_scale $(ARGS)
 
 clean:
 	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache

@@ -27,24 +27,13 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from domain.states import State, is_active
+from domain.states import GREW_STATES, State, is_active
 
 ROLES = ("prompter", "assistant")
 DEFAULT_LANG = "en"
 NULL_STATE = State.BACKLOG_RANKING
 """The state of a tree whose `tree_state` is null: Open-Assistant's own importer puts every
 imported tree in `backlog_ranking`."""
-GREW_STATES = frozenset(
-    {
-        State.GROWING,
-        State.RANKING,
-        State.READY_FOR_SCORING,
-        State.READY_FOR_EXPORT,
-        State.SCORING_FAILED,
-        State.BACKLOG_RANKING,
-    }
-)
-"""States a tree reaches only after it won the prompt lottery (or was imported grown)."""
 MAX_LANG = 32
 MAX_MODEL_NAME = 1024
 MAX_ORIGIN = 1024

@@ -72,3 +72,16 @@ TERMINAL_STATES: frozenset[State] = frozenset(
 def is_active(state: State) -> bool:
     """The value of the `active` column for a tree in `state` (the one place it is derived)."""
     return state not in TERMINAL_STATES
+
+
+GREW_STATES: frozenset[State] = frozenset(
+    {
+        State.GROWING,
+        State.RANKING,
+        State.READY_FOR_SCORING,
+        State.READY_FOR_EXPORT,
+        State.SCORING_FAILED,
+    }
+)
+"""States a tree reaches only after it won the prompt lottery and grew past its root; such a
+tree has a `won_prompt_lottery_date` (and so has a halted tree that had grown)."""

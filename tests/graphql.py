@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
+
+from gql.app import create_app
+from gql.settings import Settings
+
+
+@asynccontextmanager
+async def app_client(
+    settings: Settings, **fields: Any
+) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+    """An app built from `settings` (with `fields` changed), its lifespan running, and a client."""
+    app = create_app(settings.model_copy(update=fields))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://treegate.test", timeout=30
+        ) as client:
+            yield app, client
 
 
 async def gql(

@@ -105,17 +105,6 @@ SPAN_S = int((WINDOW_END - BASE_DATE).total_seconds())
 ROOT_MAX_S = SPAN_S - 14 * DAY
 RECENT_S = 60 * DAY
 
-# States whose tree has grown past the root (lottery won, replies collected).
-GREW_STATES = frozenset(
-    {
-        State.GROWING,
-        State.RANKING,
-        State.READY_FOR_SCORING,
-        State.READY_FOR_EXPORT,
-        State.SCORING_FAILED,
-    }
-)
-"""States whose trees always have a `won_prompt_lottery_date` (halted trees that grew do too)."""
 FULL_TREE_STATES = frozenset(
     {
         State.RANKING,

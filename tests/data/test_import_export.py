@@ -21,8 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db import tables
 from db.oa_export import export_file
 from db.oa_import import ImportFailed, ImportReport, import_file
-from domain.oa_format import GREW_STATES
-from domain.states import State
+from domain.states import GREW_STATES, State
 from tests.oa_files import Variant, count_messages, generate_trees, walk, write_file
 
 STORED_NODE_KEYS = (

@@ -143,6 +143,8 @@ async def test_while_the_database_is_down_requests_get_a_quick_503_and_after_it_
             await asyncio.sleep(max(0.0, accepting + probe_interval - time.monotonic()))
             back = await http.post("/graphql", json={"query": PAGE})
             ready_again = await http.get("/readyz")
+    slowest = max(seconds for seconds, _ in down)
+    print(f"database down: 20 requests answered 503 in at most {slowest * 1000:.1f} ms")
     for seconds, answer in down:
         assert answer.status_code == 503, answer.text
         assert answer.headers["retry-after"] == "1"
@@ -223,6 +225,7 @@ async def test_an_exhausted_pool_with_slow_queries_answers_503_within_the_checko
                 ready = await http.get("/readyz")
             answered = await asyncio.gather(*slow)
             after = await http.post("/graphql", json={"query": PAGE})
+    print(f"pool exhausted: 503 after {elapsed * 1000:.0f} ms (checkout timeout 500 ms)")
     assert refused.status_code == 503, refused.text
     assert refused.json()["errors"][0]["extensions"]["reason"] == "pool_timeout"
     assert 0.5 <= elapsed < 1.0, elapsed

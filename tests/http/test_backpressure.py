@@ -9,9 +9,8 @@ Slow queries are real: another connection holds an ACCESS EXCLUSIVE lock on
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,26 +18,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.applications import Starlette
 
-from gql.app import create_app
 from gql.settings import Settings
+from tests.graphql import app_client
 
 postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 COUNT = "query Count($n: Int) { messageTreeStates(first: $n) { totalCount } }"
-
-
-@asynccontextmanager
-async def serving(
-    settings: Settings, **fields: Any
-) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
-    app = create_app(settings.model_copy(update=fields))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://treegate.test", timeout=30
-        ) as c:
-            yield app, c
 
 
 @asynccontextmanager
@@ -80,7 +65,7 @@ async def test_an_exhausted_pool_answers_503_within_the_checkout_timeout(
         "db_pool_timeout": 0.4,
         "db_lock_timeout_ms": 20_000,
     }
-    async with serving(settings, **fields) as (app, client):
+    async with app_client(settings, **fields) as (app, client):
         async with table_locked(engine):
             slow = [asyncio.create_task(count_request(client, n)) for n in (1, 2)]
             await waiting_on_locks(engine, 2)  # both pooled connections are lent, and wait
@@ -113,7 +98,7 @@ async def test_beyond_the_concurrency_limit_requests_get_503_at_once(
     engine: AsyncEngine, settings: Settings
 ) -> None:
     fields = {"max_concurrent_requests": 2, "db_lock_timeout_ms": 20_000}
-    async with serving(settings, **fields) as (app, client):
+    async with app_client(settings, **fields) as (app, client):
         async with table_locked(engine):
             slow = [asyncio.create_task(count_request(client, n)) for n in (1, 2)]
             await waiting_on_locks(engine, 2)
@@ -138,15 +123,6 @@ async def test_beyond_the_concurrency_limit_requests_get_503_at_once(
     assert overloaded == 1
 
 
-@pytest.fixture
-def silent_database() -> Iterator[str]:
-    """A PostgreSQL URL whose server takes TCP connections and never answers them."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        yield f"postgresql://postgres@127.0.0.1:{listener.getsockname()[1]}/nope"
-
-
 async def test_while_the_database_is_down_requests_fail_within_100_ms(
     silent_database: str,
 ) -> None:
@@ -155,7 +131,7 @@ async def test_while_the_database_is_down_requests_fail_within_100_ms(
     settings = Settings(
         database_url=silent_database, db_connect_timeout=0.5, db_probe_interval_s=30
     )
-    async with serving(settings) as (_app, client):
+    async with app_client(settings) as (_app, client):
         started = time.monotonic()
         first = await count_request(client, 1)
         first_elapsed = time.monotonic() - started

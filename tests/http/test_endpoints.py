@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -50,20 +49,11 @@ async def test_readyz_names_the_database(client: httpx.AsyncClient, backend: str
     assert response.json() == {"status": "ready", "database": backend}
 
 
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """A PostgreSQL URL whose server accepts TCP connections and never answers: a hang."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield f"postgresql://postgres@127.0.0.1:{listener.getsockname()[1]}/nope"
-
-
 @pytest.mark.parametrize("down", ["refused", "hanging"])
 async def test_readyz_answers_503_quickly_when_the_database_is_down(
     down: str, request: pytest.FixtureRequest
 ) -> None:
-    url = UNREACHABLE if down == "refused" else request.getfixturevalue("silent_server")
+    url = UNREACHABLE if down == "refused" else request.getfixturevalue("silent_database")
     settings = Settings(database_url=url, ready_timeout=1)
     async with serve(settings) as client:
         started = time.monotonic()

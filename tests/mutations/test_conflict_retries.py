@@ -17,31 +17,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from domain.states import State
-from gql.app import create_app
 from gql.settings import Settings
+from tests.graphql import app_client
 from tests.mutations.conftest import ApiKeys
 from tests.mutations.support import DRAW, TRANSITION, log_of, make_tree, post, snapshot
 
 S = State
 ERRCODES = {"serialization_failure": "40001", "deadlock": "40P01"}
-
-
-@asynccontextmanager
-async def serving(
-    settings: Settings, **fields: Any
-) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
-    app = create_app(settings.model_copy(update=fields))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://treegate.test") as c:
-            yield app, c
 
 
 def retries(app: Starlette, reason: str) -> float:
@@ -93,7 +81,7 @@ async def test_a_transition_that_meets_conflicts_is_retried_and_applied_once(
 ) -> None:
     tree = await make_tree(engine, S.GROWING)
     async with (
-        serving(settings) as (app, client),
+        app_client(settings) as (app, client),
         failing_log_inserts(engine, ERRCODES[reason], times=2),
     ):
         response = await post(
@@ -118,7 +106,7 @@ async def test_conflicts_beyond_the_tries_are_a_503_and_change_nothing(
     tree = await make_tree(engine, S.GROWING)
     before = await snapshot(engine)
     async with (
-        serving(settings, db_retry_attempts=3) as (app, client),
+        app_client(settings, db_retry_attempts=3) as (app, client),
         failing_log_inserts(engine, "40001", times=3),
     ):
         response = await post(
@@ -140,7 +128,7 @@ async def test_a_draw_that_meets_a_deadlock_draws_each_tree_once(
     engine: AsyncEngine, settings: Settings, api_keys: ApiKeys, backend: str
 ) -> None:
     waiting = {await make_tree(engine, S.PROMPT_LOTTERY_WAITING) for _ in range(3)}
-    async with serving(settings) as (app, client), failing_log_inserts(engine, "40P01", times=1):
+    async with app_client(settings) as (app, client), failing_log_inserts(engine, "40P01", times=1):
         response = await post(
             client, DRAW, {"input": {"lang": "en", "maxActivate": 2}}, key=api_keys.operator
         )
@@ -195,7 +183,7 @@ async def test_a_lock_held_past_the_lock_timeout_is_waited_out_by_a_retry(
 ) -> None:
     tree = await make_tree(engine, S.GROWING)
     locked = asyncio.Event()
-    async with serving(settings, db_lock_timeout_ms=200, db_retry_attempts=5) as (app, client):
+    async with app_client(settings, db_lock_timeout_ms=200, db_retry_attempts=5) as (app, client):
         holder = asyncio.create_task(hold_lock(engine, tree, 0.5, locked))
         await locked.wait()
         response = await post(client, TRANSITION, transition_input(tree), key=api_keys.operator)
@@ -212,7 +200,7 @@ async def test_a_lock_held_longer_than_every_try_is_a_quick_503(
     tree = await make_tree(engine, S.GROWING)
     before = await snapshot(engine)
     locked = asyncio.Event()
-    async with serving(settings, db_lock_timeout_ms=150, db_retry_attempts=3) as (_app, client):
+    async with app_client(settings, db_lock_timeout_ms=150, db_retry_attempts=3) as (_app, client):
         holder = asyncio.create_task(hold_lock(engine, tree, 3.0, locked))
         await locked.wait()
         started = time.monotonic()
