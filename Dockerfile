@@ -32,5 +32,8 @@ USER treegate
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
-# Migrations are idempotent: apply them, then serve (same commands as `make run`).
+# On SIGTERM the server stops accepting, finishes what it holds within TREEGATE_SHUTDOWN_GRACE_S
+# (20 s) and exits 0: give it longer than that (`docker stop -t 25`). `exec` makes it PID 1, so
+# the signal reaches it. Migrations are idempotent: apply them, then serve (as `make run` does).
+STOPSIGNAL SIGTERM
 CMD ["sh", "-c", "treegate migrate && exec treegate serve"]

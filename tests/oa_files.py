@@ -49,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from db.seed.plan import OASST2_STATE_COUNTS
 from domain.states import State
 
 Tree = dict[str, Any]
@@ -163,15 +164,7 @@ DEFAULT_STATE_WEIGHTS: Mapping[State, float] = {
     State.SCORING_FAILED: 0.5,
 }
 """The default mix: mostly `ready_for_export`, every state present."""
-OASST2_STATE_WEIGHTS: Mapping[State, float] = {
-    State.PROMPT_LOTTERY_WAITING: 44_550,
-    State.READY_FOR_EXPORT: 13_854,
-    State.INITIAL_PROMPT_REVIEW: 4_319,
-    State.GROWING: 3_102,
-    State.HALTED_BY_MODERATOR: 3_089,
-    State.ABORTED_LOW_GRADE: 1_708,
-    State.RANKING: 20,
-}
+OASST2_STATE_WEIGHTS: Mapping[State, float] = dict(OASST2_STATE_COUNTS)
 """The trees of the published oasst2 (2023-11-05) by state: mostly root-only trees."""
 STATE_MIXES: Mapping[str, Mapping[State, float]] = {
     "default": DEFAULT_STATE_WEIGHTS,
