@@ -133,7 +133,10 @@ def summarize(
     bounds = [t.stop_requested for _, t in restarts] + [float("inf")]
     per_restart = []
     for n, (mode, timings) in enumerate(restarts):
-        window = [c for c in calls if timings.stop_requested <= c.started < bounds[n + 1]]
+        # This restart's calls: begun once it was requested, ended before the next one was.
+        window = [
+            c for c in calls if timings.stop_requested <= c.started and c.ended < bounds[n + 1]
+        ]
         failed = [c for c in window if c.failed]
         per_restart.append(
             {
