@@ -49,6 +49,8 @@ class Hooks:
     """In a transition: after the tree and its guards were read, before the compare-and-set."""
     lottery_begun: Hook | None = None
     """In a draw: the transaction has begun, before the language's lock is taken."""
+    lottery_authors_read: Hook | None = None
+    """In a draw: the candidate authors were read, before their prompts are."""
 
 
 def utc_now() -> datetime:

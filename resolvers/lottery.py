@@ -83,6 +83,8 @@ async def _draw(ctx: Context, conn: AsyncConnection, lang: str, asked: int) -> L
         attempts += 1
         if authors is None:
             authors = await repo.candidate_authors(conn, lang)
+            if ctx.hooks.lottery_authors_read is not None:
+                await ctx.hooks.lottery_authors_read()
         if not authors:
             candidates_left = False
             break
@@ -90,6 +92,11 @@ async def _draw(ctx: Context, conn: AsyncConnection, lang: str, asked: int) -> L
         if author.user_id not in prompts:
             prompts[author.user_id] = await repo.author_prompts(conn, lang, author.user_id)
         waiting = prompts[author.user_id]
+        if not waiting:
+            # Their prompts left the waiting state since the authors were read: halts and
+            # transitions do not take the lottery's lock. Not a candidate any more.
+            authors.remove(author)
+            continue
         tree_id = pick_prompt(waiting, ctx.policy.rng)
         waiting.remove(tree_id)
         if not waiting:

@@ -6,9 +6,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.tables import message_tree_state
+from domain.outcomes import LotteryDrawn
 from domain.states import State
+from resolvers.context import Hooks
+from resolvers.lottery import draw_prompt_lottery
 from tests.lottery.support import (
     DRAW,
     DRAW_OPERATION,
@@ -19,6 +25,7 @@ from tests.lottery.support import (
     add_trees,
     drawn_ids,
     log_rows,
+    operator_context,
     trees,
 )
 
@@ -172,3 +179,30 @@ async def test_drawing_needs_an_operator_key(
     assert codes == ["UNAUTHENTICATED"]
     assert await trees(engine) == before
     assert await log_rows(engine) == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_prompt_halted_while_the_draw_reads_its_candidates_is_not_an_error(
+    engine: AsyncEngine,
+) -> None:
+    """haltTree does not take the lottery's lock: between reading the candidate authors and
+    reading their prompts, an author's only waiting prompt can leave the waiting state. The
+    draw passes over that author (a fault test found it answering INTERNAL_SERVER_ERROR).
+    PostgreSQL only: on SQLite a draw holds the database's write lock, so nothing can move."""
+    async with engine.begin() as conn:
+        author = await add_author(conn)
+        (tree,) = await add_trees(conn, 1, author=author)
+
+    async def halt_it() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(message_tree_state)
+                .where(message_tree_state.c.message_tree_id == tree)
+                .values(state=State.HALTED_BY_MODERATOR.value, active=False)
+            )
+
+    ctx = operator_context(engine, hooks=Hooks(lottery_authors_read=halt_it))
+    outcome = await draw_prompt_lottery(ctx, "en", 1, None)
+    assert isinstance(outcome, LotteryDrawn)
+    assert outcome.drawn == ()
+    assert "no more candidates" in outcome.message
