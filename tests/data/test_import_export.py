@@ -366,3 +366,22 @@ async def test_export_filters_by_state_and_language(engine: AsyncEngine, tmp_pat
     got = [t["message_tree_id"] for t in lines(out)]
     assert (count, set(got)) == (len(expected), expected)
     assert all(count_messages(t) >= 1 for t in lines(out))
+
+
+async def test_a_truncated_gzip_file_stops_the_import_and_keeps_whole_batches(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    whole = tmp_path / "whole.jsonl.gz"
+    write_file(whole, generate_trees(400, seed=6, variant=Variant.BACKEND))
+    cut = tmp_path / "cut.jsonl.gz"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(ImportFailed) as failure:
+        await run_import(engine, cut, batch_size=50)
+    assert "the file cannot be read" in failure.value.reason
+    imported = await tree_ids(engine)
+    assert len(imported) % 50 == 0  # whole batches only
+    assert 0 < len(imported) < 400
+    # The whole file afterwards: the rest goes in.
+    again = await run_import(engine, whole, batch_size=50)
+    assert (again.trees, again.skipped) == (400 - len(imported), len(imported))
