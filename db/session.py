@@ -66,13 +66,22 @@ class RequestConnection:
             try:
                 yield PgReads(driver)
             except Exception as exc:
-                if is_connectivity(fault_of(exc)) and self._raw is not None:
-                    # The connection broke under asyncpg, out of SQLAlchemy's sight. As SQLAlchemy
-                    # does on a disconnect, every connection of the pool opened before now is
-                    # dropped (the database most likely restarted), this one at once.
-                    raw, self._raw = self._raw, None
-                    self._engine.sync_engine.pool._invalidate(raw, exc)
+                if is_connectivity(fault_of(exc)):
+                    await self._drop_broken(exc)
                 raise
+
+    async def _drop_broken(self, exc: Exception) -> None:
+        """The connection broke under asyncpg, out of SQLAlchemy's sight. As SQLAlchemy does on
+        a disconnect, every connection of the pool opened before now is dropped (the database
+        most likely restarted), this one at once; the next use opens a new one."""
+        pool = self._engine.sync_engine.pool
+        if self._raw is not None:
+            raw, self._raw = self._raw, None
+            pool._invalidate(raw, exc)
+        elif self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.invalidate(exc)
+            await connection.close()
 
     @asynccontextmanager
     async def use(self) -> AsyncIterator[AsyncConnection]:

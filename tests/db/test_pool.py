@@ -12,8 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 from db.engine import PoolOptions, create_engine
+from db.faults import fault_of
 from db.session import RequestConnection
 
 
@@ -72,3 +74,31 @@ async def test_a_connection_back_a_moment_ago_is_not_pinged(
             await read_one_tree_count(pooled)
         assert "connection" in str(raised.value).lower()
         assert await read_one_tree_count(pooled) >= 0  # the broken one was not pooled again
+
+
+async def test_a_connection_that_breaks_under_reads_on_an_open_connection_is_dropped(
+    database_url: URL, engine: AsyncEngine
+) -> None:
+    """The request already holds an SQLAlchemy connection (it wrote, or used the full path) and
+    its reads go to the driver under it: a break there is out of SQLAlchemy's sight, so the
+    request drops the connection itself and the next use opens a new one."""
+    async with pool_of_one(database_url, ping_idle_s=60) as pooled:
+        db = RequestConnection(pooled)
+        try:
+            async with db.use() as conn:
+                pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            async with engine.connect() as admin:
+                await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await asyncio.sleep(0.1)
+            with pytest.raises((OSError, asyncpg.PostgresError, asyncpg.InterfaceError)) as raised:
+                async with db.reads() as reads:
+                    await reads.count_trees(None)
+            assert fault_of(raised.value) is not None
+            async with db.use() as conn:
+                fresh = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            assert fresh != pid
+        finally:
+            await db.close()
+        pool = pooled.pool
+        assert isinstance(pool, QueuePool)
+        assert pool.checkedout() == 0
