@@ -31,6 +31,7 @@ from typing import Any
 import asyncpg
 
 from bench.database import ROOT
+from bench.servers import status_kib
 from tests.databases import postgres_server_url
 from tests.e2e.server import TREEGATE, clean_env, run_cli
 from tests.oa_files import Variant, generate_trees, write_file
@@ -58,16 +59,6 @@ async def admin(sql: str) -> None:
         await connection.close()
 
 
-def peak_rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def timed_import(env: dict[str, str], path: Path, batch_size: int) -> dict[str, Any]:
     """`treegate import` as a user runs it: wall time, peak RSS, and its own summary line."""
     started = time.monotonic()
@@ -80,7 +71,7 @@ def timed_import(env: dict[str, str], path: Path, batch_size: int) -> dict[str, 
     )
     peak = 0.0
     while process.poll() is None:
-        peak = max(peak, peak_rss_mib(process.pid))
+        peak = max(peak, status_kib(process.pid, "VmHWM") / 1024)
         time.sleep(0.05)
     out, err = process.communicate()
     seconds = time.monotonic() - started

@@ -77,7 +77,8 @@ def raw_command(port: int, log_level: str) -> list[str]:
     ]
 
 
-def _status_kib(pid: int, field_name: str) -> int:
+def status_kib(pid: int, field_name: str) -> int:
+    """A `/proc/<pid>/status` field in KiB (`VmRSS`, `VmHWM`); 0 once the process is gone."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
@@ -152,13 +153,13 @@ class Server:
         """Resident memory of the server's process tree now."""
         if self.process is None or self.process.poll() is not None:
             return 0
-        return sum(_status_kib(pid, "VmRSS") for pid in _descendants(self.process.pid))
+        return sum(status_kib(pid, "VmRSS") for pid in _descendants(self.process.pid))
 
     def hwm_kib(self) -> int:
         """The kernel's peak resident memory of the main process since it started."""
         if self.process is None or self.process.poll() is not None:
             return 0
-        return _status_kib(self.process.pid, "VmHWM")
+        return status_kib(self.process.pid, "VmHWM")
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.database import ROOT
-from tests.e2e.server import clean_env, migrate_and_seed, run_cli, server_process
+from bench.servers import status_kib
+from tests.e2e.server import server_process
 from tests.faults.cluster import RestartTimings, ThrowawayCluster
+from tests.faults.deployment import deploy
 from tests.faults.mixed_load import (
     Call,
     MixedLoad,
@@ -51,38 +53,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-
-
 async def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     with ThrowawayCluster.create() as cluster:
         cluster.start()
-        cluster.create_database("treegate_soak")
-        url = cluster.url("treegate_soak")
-        env = clean_env() | {
-            "TREEGATE_DATABASE_URL": url,
-            "TREEGATE_COUNT_CACHE_S": "0",
-            "TREEGATE_RESPONSE_CACHE_S": "0",
-            "TREEGATE_LOG_LEVEL": "warning",
-        }
-        migrate_and_seed(env, args.trees)
-        created = run_cli(env, "keys", "create", "--name", "soak", "--role", "admin")
-        key = created.stdout.strip().splitlines()[-1]
+        deployment = deploy(cluster, "treegate_soak", args.trees, log_level="warning")
+        url = deployment.url
         initial = await tree_states(url)
-        with server_process(env, work / "server.log") as server:
-            load = MixedLoad(server.base, key, sorted(initial), clients=args.clients, seed=1)
+        with server_process(deployment.env, work / "server.log") as server:
+            load = MixedLoad(
+                server.base, deployment.key, sorted(initial), clients=args.clients, seed=1
+            )
             started = time.monotonic()
             deadline = started + args.minutes * 60
             restarts: list[tuple[str, RestartTimings]] = []
@@ -106,7 +86,8 @@ async def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
             async def sampler() -> None:
                 while time.monotonic() < deadline:
-                    memory.append((time.monotonic() - started, rss_mib(server.process.pid)))
+                    rss = status_kib(server.process.pid, "VmRSS") / 1024
+                    memory.append((time.monotonic() - started, rss))
                     await asyncio.sleep(5)
 
             print(
@@ -166,7 +147,7 @@ def summarize(
         "unexpected": len(unexpected),
         "latency_ms": {
             "p50": round(statistics.median(seconds) * 1000, 2) if seconds else 0,
-            "p99": round(percentile(seconds, 0.99) * 1000, 2),
+            "p99": round(statistics.quantiles(seconds, n=100)[98] * 1000, 2) if seconds else 0,
             "max": round(max(seconds, default=0) * 1000, 2),
         },
         "restarts": per_restart,

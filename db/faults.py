@@ -22,8 +22,8 @@ import enum
 import random
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
@@ -155,11 +155,6 @@ def _sqlite_fault(message: str) -> Fault | None:
     return None
 
 
-def is_conflict(error: BaseException) -> bool:
-    fault = fault_of(error)
-    return fault is not None and fault.kind is FaultKind.CONFLICT
-
-
 def is_connectivity(fault: Fault | None) -> bool:
     """A fault of the connection itself (not of one statement or of the pool)."""
     return fault is not None and fault.reason in ("unreachable", "connection_lost", "overloaded")
@@ -174,8 +169,8 @@ class Backoff:
     base: float = 0.05
     cap: float = 1.0
 
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        return (rng or random).uniform(0, min(self.cap, self.base * 2**attempt))
+    def delay(self, attempt: int) -> float:
+        return random.uniform(0, min(self.cap, self.base * 2**attempt))
 
 
 class Breaker:
@@ -188,31 +183,26 @@ class Breaker:
     drivers), so there is no lock.
     """
 
-    def __init__(self, probe_interval: float = 0.1, clock: Any = time.monotonic) -> None:
+    def __init__(self, probe_interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.probe_interval = probe_interval
         self._clock = clock
         self.open = False
-        self.opened_at: float | None = None
         self.last_fault: Fault | None = None
         self._next_probe = 0.0
         self._probing = False
-        self.refused = 0
 
     def before_connect(self) -> None:
         if not self.open:
             return
         now = self._clock()
         if self._probing or now < self._next_probe:
-            self.refused += 1
             raise DatabaseUnavailable(self.last_fault or UNREACHABLE)
         self._probing = True
         self._next_probe = now + self.probe_interval
 
     def failed(self, fault: Fault) -> None:
         self._probing = False
-        if not self.open:
-            self.open = True
-            self.opened_at = self._clock()
+        self.open = True
         self.last_fault = fault
         self._next_probe = self._clock() + self.probe_interval
 
@@ -223,4 +213,3 @@ class Breaker:
     def succeeded(self) -> None:
         self._probing = False
         self.open = False
-        self.opened_at = None

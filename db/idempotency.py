@@ -7,11 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.tables import idempotency
+from db.types import dialect_insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +39,8 @@ async def claim(
     """
     same = and_(idempotency.c.scope == scope, idempotency.c.key == key)
     await conn.execute(delete(idempotency).where(same, idempotency.c.expires_at <= now))
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = (
-        insert(idempotency)
+        dialect_insert(conn, idempotency)
         .values(
             scope=scope,
             key=key,

@@ -13,12 +13,11 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Row, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.tables import counter, transition
 from db.trees import parse_state
+from db.types import dialect_insert
 from domain.outcomes import StateTransition
 from domain.states import State
 from domain.transitions import Operation
@@ -52,9 +51,8 @@ def to_transition(row: Row[*tuple[Any, ...]]) -> StateTransition:
 
 async def next_value(conn: AsyncConnection, name: str) -> int:
     """Increment a counter and return its new value; the row stays locked until commit."""
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = (
-        insert(counter)
+        dialect_insert(conn, counter)
         .values(name=name, value=1)
         .on_conflict_do_update(index_elements=[counter.c.name], set_={"value": counter.c.value + 1})
         .returning(counter.c.value)

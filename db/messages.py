@@ -12,9 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.tables import message
 from domain.values import Message
 
-# Open-Assistant stores the text inside a payload container:
-# {"payload_type": "MessagePayload", "payload": {"text": ...}}
+PAYLOAD_TYPE = "MessagePayload"
+
+
+def message_payload(text: str) -> dict[str, Any]:
+    """The `payload` of a text message, the container Open-Assistant stores the text in."""
+    return {"payload_type": PAYLOAD_TYPE, "payload": {"text": text}}
+
+
 MESSAGE_TEXT = message.c.payload["payload"]["text"].as_string()
+"""A message's text, read out of its payload container (`message_payload`)."""
 
 MESSAGE_COLUMNS = (
     message.c.id,

@@ -18,9 +18,10 @@ from uuid import UUID
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import tables
+from db.messages import MESSAGE_TEXT
 from domain.oa_format import OAMessage, export_tree
 
 DEFAULT_PAGE = 500
@@ -60,7 +61,7 @@ async def export_documents(
         after = trees[-1].message_tree_id
 
 
-async def _messages(conn: Any, tree_ids: list[UUID]) -> dict[UUID, list[OAMessage]]:
+async def _messages(conn: AsyncConnection, tree_ids: list[UUID]) -> dict[UUID, list[OAMessage]]:
     m = tables.message
     rows = await conn.execute(
         select(
@@ -69,7 +70,7 @@ async def _messages(conn: Any, tree_ids: list[UUID]) -> dict[UUID, list[OAMessag
             m.c.parent_id,
             m.c.user_id,
             m.c.created_date,
-            m.c.payload,
+            MESSAGE_TEXT.label("text"),
             m.c.role,
             m.c.lang,
             m.c.review_count,
@@ -91,7 +92,7 @@ async def _messages(conn: Any, tree_ids: list[UUID]) -> dict[UUID, list[OAMessag
                 parent_id=row.parent_id,
                 user_id=row.user_id,
                 created_date=row.created_date,
-                text=_text(row.payload),
+                text=row.text or "",
                 role=row.role,
                 lang=row.lang,
                 review_count=row.review_count,
@@ -106,15 +107,6 @@ async def _messages(conn: Any, tree_ids: list[UUID]) -> dict[UUID, list[OAMessag
             )
         )
     return found
-
-
-def _text(payload: Any) -> str:
-    """The text of a `MessagePayload`: `{"payload": {"text": ...}}`, as Open-Assistant stores."""
-    if isinstance(payload, dict):
-        inner = payload.get("payload")
-        if isinstance(inner, dict) and isinstance(inner.get("text"), str):
-            return str(inner["text"])
-    return ""
 
 
 async def export_file(

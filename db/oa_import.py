@@ -28,19 +28,16 @@ from uuid import UUID
 
 import orjson
 from sqlalchemy import inspect, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import tables
 from db.engine import write_transaction
+from db.messages import PAYLOAD_TYPE, message_payload
+from db.trees import TREE_DEFAULTS
+from db.types import dialect_insert
 from domain.oa_format import InvalidTree, OATree, parse_tree
 
 DEFAULT_BATCH = 500
-GOAL_TREE_SIZE = 12
-MAX_DEPTH = 3
-MAX_CHILDREN_COUNT = 3
-"""Open-Assistant's defaults (`TreeManagerConfiguration`), for the imported trees' state rows."""
-PAYLOAD_TYPE = "MessagePayload"
 IMPORT_AUTH_METHOD = "oasst_export"
 """`user.auth_method` of the users an import creates (their `username` is their id)."""
 _IN_CHUNK = 5_000
@@ -235,7 +232,7 @@ async def _write_batch(
         report.users += len(users)
         if users:
             await conn.execute(
-                _insert_ignoring_conflicts(conn, tables.user),
+                dialect_insert(conn, tables.user).on_conflict_do_nothing(),
                 [_user_row(u, now) for u in users],
             )
         messages = [
@@ -261,11 +258,6 @@ async def _existing(conn: AsyncConnection, column: Any, ids: Sequence[UUID]) -> 
     return found
 
 
-def _insert_ignoring_conflicts(conn: AsyncConnection, table: Any) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
-
-
 def _user_row(user_id: UUID, now: datetime) -> dict[str, Any]:
     return {
         "id": user_id,
@@ -289,7 +281,7 @@ def _message_row(tree: OATree, message: Any, now: datetime) -> dict[str, Any]:
         "role": message.role,
         "created_date": message.created_date or now,
         "payload_type": PAYLOAD_TYPE,
-        "payload": {"payload_type": PAYLOAD_TYPE, "payload": {"text": message.text}},
+        "payload": message_payload(message.text),
         "lang": message.lang,
         "depth": message.depth,
         "children_count": message.children_count,
@@ -308,9 +300,9 @@ def _message_row(tree: OATree, message: Any, now: datetime) -> dict[str, Any]:
 def _tree_row(tree: OATree, now: datetime) -> dict[str, Any]:
     return {
         "message_tree_id": tree.id,
-        "goal_tree_size": GOAL_TREE_SIZE,
-        "max_depth": MAX_DEPTH,
-        "max_children_count": MAX_CHILDREN_COUNT,
+        "goal_tree_size": TREE_DEFAULTS.goal_tree_size,
+        "max_depth": TREE_DEFAULTS.max_depth,
+        "max_children_count": TREE_DEFAULTS.max_children_count,
         "state": tree.state.value,
         "active": tree.active,
         "origin": tree.origin,

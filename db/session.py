@@ -80,6 +80,7 @@ class RequestConnection:
             pool._invalidate(raw, exc)
         elif self._connection is not None:
             connection, self._connection = self._connection, None
+            pool._invalidate(await connection.get_raw_connection(), exc, _checkin=False)
             await connection.invalidate(exc)
             await connection.close()
 

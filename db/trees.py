@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, Row, Select, and_, false, func, or_, select
@@ -13,6 +13,16 @@ from db.tables import message_tree_state as mts
 from domain.errors import UnknownStateValue
 from domain.states import State
 from domain.values import CountDimension, SortKey, StateCount, TreeFilter, TreeOrder, TreeState
+
+
+class TreeDefaults(NamedTuple):
+    goal_tree_size: int
+    max_depth: int
+    max_children_count: int
+
+
+TREE_DEFAULTS = TreeDefaults(goal_tree_size=12, max_depth=3, max_children_count=3)
+"""Open-Assistant's defaults (`TreeManagerConfiguration`) for a new tree's state row."""
 
 TREE_COLUMNS = (
     mts.c.message_tree_id,

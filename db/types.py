@@ -1,14 +1,25 @@
-"""Column types that behave the same on PostgreSQL and SQLite."""
+"""Column types, and an INSERT with ON CONFLICT, that behave the same on PostgreSQL and SQLite."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, DateTime, Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeDecorator
+
+
+def dialect_insert(conn: AsyncConnection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """`INSERT` for the connection's backend, whose `on_conflict_do_nothing()` and
+    `on_conflict_do_update()` both backends understand."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
 
 # JSONB on PostgreSQL (as Open-Assistant declares it), JSON text on SQLite.
 JSONType = JSON().with_variant(JSONB(), "postgresql")

@@ -27,6 +27,13 @@ async def app_client(
             yield app, client
 
 
+@asynccontextmanager
+async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on an app built from `settings`, its lifespan running."""
+    async with app_client(settings) as (_app, client):
+        yield client
+
+
 async def gql(
     client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None
 ) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from itertools import accumulate
 from typing import Any
 
+from db.trees import TREE_DEFAULTS
 from domain.states import State
 
 Row = dict[str, Any]
@@ -20,9 +21,7 @@ BASE_DATE = datetime(2023, 2, 1, tzinfo=UTC)
 WINDOW_END = datetime(2023, 10, 31, tzinfo=UTC)
 """Root messages are created before this date; replies follow within two weeks."""
 
-GOAL_TREE_SIZE = 12
-MAX_DEPTH = 3
-MAX_CHILDREN_COUNT = 3
+GOAL_TREE_SIZE, MAX_DEPTH, MAX_CHILDREN_COUNT = TREE_DEFAULTS
 
 BATCH_TREES = 5000
 """Trees per batch yielded by `generate`."""
@@ -97,7 +96,6 @@ DISABLED_USER_SHARE = 0.02
 DELETED_USER_SHARE = 0.01
 ORIGIN_BACKLOG = "backlog-import"
 ORIGIN_DEMO = "oasst2-demo"
-PAYLOAD_TYPE = "MessagePayload"
 SYNTHETIC_MODEL = "oasst-sft-4-pythia-12b-epoch-3.5"
 
 DAY = 86_400

@@ -6,6 +6,7 @@ import random
 from datetime import datetime, timedelta
 from itertools import accumulate
 
+from db.messages import PAYLOAD_TYPE, message_payload
 from db.seed import texts
 from db.seed.draw import choice, pick, randint, random_uuid
 from db.seed.plan import (
@@ -21,7 +22,6 @@ from db.seed.plan import (
     MAX_DEPTH,
     ORIGIN_BACKLOG,
     ORIGIN_DEMO,
-    PAYLOAD_TYPE,
     RECENT_S,
     ROOT_MAX_S,
     Row,
@@ -116,7 +116,7 @@ class TreeGenerator:
                     "role": "assistant" if depths[i] % 2 else "prompter",
                     "created_date": self.origin + timedelta(seconds=times[i]),
                     "payload_type": PAYLOAD_TYPE,
-                    "payload": {"payload_type": PAYLOAD_TYPE, "payload": {"text": text}},
+                    "payload": message_payload(text),
                     "lang": lang,
                     "depth": depths[i],
                     "children_count": children[i],

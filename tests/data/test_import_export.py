@@ -22,24 +22,9 @@ from db import tables
 from db.oa_export import export_file
 from db.oa_import import ImportFailed, ImportReport, import_file
 from domain.states import GREW_STATES, State
-from tests.oa_files import Variant, count_messages, generate_trees, walk, write_file
+from tests.oa_files import NODE_KEYS, Variant, count_messages, generate_trees, walk, write_file
 
-STORED_NODE_KEYS = (
-    "message_id",
-    "parent_id",
-    "user_id",
-    "created_date",
-    "text",
-    "role",
-    "lang",
-    "review_count",
-    "review_result",
-    "deleted",
-    "rank",
-    "synthetic",
-    "model_name",
-    "emojis",
-)
+STORED_NODE_KEYS = NODE_KEYS[: NODE_KEYS.index("replies")]
 """The message fields Treegate stores (labels, events and detoxify are read and not kept)."""
 DEFAULTS = {"review_count": 0, "deleted": False, "synthetic": False}
 """What a missing (or null) field is stored as."""

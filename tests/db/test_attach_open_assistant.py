@@ -24,18 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import create_engine
-from gql.app import create_app
 from gql.settings import Settings
 from tests.databases import PostgresUnavailable, postgres_database
 from tests.e2e.server import clean_env, run_cli
 from tests.faults.cluster import find_bin_dir
+from tests.graphql import app_client, data
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 OA_TABLES = ("api_client", "user", "message", "message_tree_state", "user_stats")
@@ -264,17 +263,6 @@ COUNTS = "{ treeStateCounts { state count } }"
 APPLIED = "__typename ... on TransitionApplied { tree { state } transition { fromState toState } }"
 
 
-async def graphql(
-    client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    assert "errors" not in body, body["errors"]
-    data: dict[str, Any] = body["data"]
-    return data
-
-
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 async def test_treegate_attaches_to_an_open_assistant_database_and_never_alters_its_tables(
     backend: str, tmp_path: Path
@@ -295,56 +283,48 @@ async def test_treegate_attaches_to_an_open_assistant_database_and_never_alters_
         settings = Settings(
             database_url=db.url, anonymous_role="admin", count_cache_s=0, response_cache_s=0
         )
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://treegate.test"
-            ) as client:
-                page = await graphql(client, PAGE)
-                assert page["messageTreeStates"]["totalCount"] == 5
-                counts = {
-                    c["state"]: c["count"]
-                    for c in (await graphql(client, COUNTS))["treeStateCounts"]
-                }
-                assert counts["PROMPT_LOTTERY_WAITING"] == 2
-                growing = (await graphql(client, TREE_QUERY, {"id": str(trees.growing)}))[
-                    "messageTreeState"
-                ]
-                assert growing["messageCount"] == 3
-                assert growing["rootMessage"]["text"] == "Root of a growing tree"
-                assert growing["origin"] == "oa-live"
+        async with app_client(settings) as (_app, client):
+            page = await data(client, PAGE)
+            assert page["messageTreeStates"]["totalCount"] == 5
+            counts = {
+                c["state"]: c["count"] for c in (await data(client, COUNTS))["treeStateCounts"]
+            }
+            assert counts["PROMPT_LOTTERY_WAITING"] == 2
+            growing = (await data(client, TREE_QUERY, {"id": str(trees.growing)}))[
+                "messageTreeState"
+            ]
+            assert growing["messageCount"] == 3
+            assert growing["rootMessage"]["text"] == "Root of a growing tree"
+            assert growing["origin"] == "oa-live"
 
-                moved = await graphql(
-                    client,
-                    "mutation($i: TransitionTreeInput!) { r: transitionTree(input: $i) { "
-                    + APPLIED
-                    + " } }",
-                    {"i": {"messageTreeId": str(trees.growing), "to": "RANKING"}},
-                )
-                assert moved["r"]["tree"] == {"state": "RANKING"}, moved
-                halted = await graphql(
-                    client,
-                    "mutation($i: HaltTreeInput!) { r: haltTree(input: $i) { " + APPLIED + " } }",
-                    {"i": {"messageTreeId": str(trees.exported), "reason": "attach test"}},
-                )
-                assert halted["r"]["tree"] == {"state": "HALTED_BY_MODERATOR"}
-                resumed = await graphql(
-                    client,
-                    "mutation($i: ResumeTreeInput!) { r: resumeTree(input: $i) { "
-                    + APPLIED
-                    + " } }",
-                    {"i": {"messageTreeId": str(trees.halted)}},
-                )
-                assert resumed["r"]["tree"] == {"state": "GROWING"}  # it had won the lottery
-                drawn = await graphql(
-                    client,
-                    'mutation { r: drawPromptLottery(input: {lang: "en", maxActivate: 2}) {'
-                    " __typename ... on LotteryDrawn { drawn { messageTreeId state } } } }",
-                )
-                assert sorted(d["messageTreeId"] for d in drawn["r"]["drawn"]) == sorted(
-                    str(t) for t in trees.waiting
-                )
+            moved = await data(
+                client,
+                "mutation($i: TransitionTreeInput!) { r: transitionTree(input: $i) { "
+                + APPLIED
+                + " } }",
+                {"i": {"messageTreeId": str(trees.growing), "to": "RANKING"}},
+            )
+            assert moved["r"]["tree"] == {"state": "RANKING"}, moved
+            halted = await data(
+                client,
+                "mutation($i: HaltTreeInput!) { r: haltTree(input: $i) { " + APPLIED + " } }",
+                {"i": {"messageTreeId": str(trees.exported), "reason": "attach test"}},
+            )
+            assert halted["r"]["tree"] == {"state": "HALTED_BY_MODERATOR"}
+            resumed = await data(
+                client,
+                "mutation($i: ResumeTreeInput!) { r: resumeTree(input: $i) { " + APPLIED + " } }",
+                {"i": {"messageTreeId": str(trees.halted)}},
+            )
+            assert resumed["r"]["tree"] == {"state": "GROWING"}  # it had won the lottery
+            drawn = await data(
+                client,
+                'mutation { r: drawPromptLottery(input: {lang: "en", maxActivate: 2}) {'
+                " __typename ... on LotteryDrawn { drawn { messageTreeId state } } } }",
+            )
+            assert sorted(d["messageTreeId"] for d in drawn["r"]["drawn"]) == sorted(
+                str(t) for t in trees.waiting
+            )
         async with db.engine.connect() as conn:
             states: dict[Any, str] = dict(
                 (

@@ -10,8 +10,6 @@ import random
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +17,7 @@ import httpx
 import pytest
 
 from tests.e2e.server import server_process
-from tests.faults.conftest import Deployment
+from tests.faults.deployment import Deployment
 from tests.faults.mixed_load import (
     HALT,
     PAGE,
@@ -30,43 +28,11 @@ from tests.faults.mixed_load import (
     tally,
     tree_states,
 )
+from tests.pg_locks import locked, waiting_backends
 
 CLIENTS = 20
 POOL_TIMEOUT = 2.0
 CONNECT_TIMEOUT = 2.0
-
-
-async def waiting_backends(url: str, at_least: int) -> list[int]:
-    """Pids of Treegate's backends waiting for a lock, once there are `at_least` of them."""
-    connection = await asyncpg.connect(url)
-    try:
-        async with asyncio.timeout(10):
-            while True:
-                pids = await connection.fetch(
-                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'treegate'"
-                    " AND wait_event_type = 'Lock' AND datname = current_database()"
-                )
-                if len(pids) >= at_least:
-                    return [r["pid"] for r in pids]
-                await asyncio.sleep(0.02)
-    finally:
-        await connection.close()
-
-
-@asynccontextmanager
-async def locked(url: str, sql: str, *args: object) -> AsyncIterator[asyncpg.Connection]:
-    """A transaction holding the locks `sql` takes, until the block ends."""
-    connection = await asyncpg.connect(url)
-    try:
-        transaction = connection.transaction()
-        await transaction.start()
-        await connection.execute(sql, *args)
-        try:
-            yield connection
-        finally:
-            await transaction.rollback()
-    finally:
-        await connection.close()
 
 
 def client(base: str, key: str) -> httpx.AsyncClient:
@@ -212,8 +178,7 @@ async def test_an_exhausted_pool_with_slow_queries_answers_503_within_the_checko
     }
     with server_process(env, server_log) as server:
         async with client(server.base, deployment.key) as http:
-            lock = "LOCK TABLE message_tree_state IN ACCESS EXCLUSIVE MODE"
-            async with locked(deployment.url, lock):
+            async with locked(deployment.url):
                 slow = [
                     asyncio.create_task(http.post("/graphql", json={"query": PAGE}))
                     for _ in range(2)
@@ -245,8 +210,7 @@ async def test_sigterm_under_load_lets_every_request_in_flight_finish_then_exits
     with server_process(env, server_log) as server:
         load = MixedLoad(server.base, deployment.key, sorted(initial), clients=CLIENTS)
         async with client(server.base, deployment.key) as http:
-            lock = "LOCK TABLE message_tree_state IN ACCESS EXCLUSIVE MODE"
-            async with locked(deployment.url, lock):
+            async with locked(deployment.url):
                 # Twenty requests, each held inside the server by the lock.
                 in_flight = [
                     asyncio.create_task(load.one(http, random.Random(n))) for n in range(CLIENTS)

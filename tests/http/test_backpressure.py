@@ -10,44 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql.settings import Settings
 from tests.graphql import app_client
+from tests.pg_locks import locked, waiting_backends
 
 postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 COUNT = "query Count($n: Int) { messageTreeStates(first: $n) { totalCount } }"
 
 
-@asynccontextmanager
-async def table_locked(engine: AsyncEngine) -> AsyncIterator[None]:
-    """Every read of `message_tree_state` waits until the block ends."""
-    async with engine.connect() as conn, conn.begin():
-        await conn.execute(text("LOCK TABLE message_tree_state IN ACCESS EXCLUSIVE MODE"))
-        yield
-
-
-async def waiting_on_locks(engine: AsyncEngine, count: int) -> None:
-    """Until `count` Treegate backends wait for a lock (at most 5 s)."""
-    async with asyncio.timeout(5):
-        while True:
-            async with engine.connect() as conn:
-                waiting = await conn.scalar(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'treegate'"
-                        " AND wait_event_type = 'Lock' AND datname = current_database()"
-                    )
-                )
-            if waiting >= count:
-                return
-            await asyncio.sleep(0.02)
+def url(database_url: URL) -> str:
+    return database_url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def count_request(client: httpx.AsyncClient, n: int) -> Any:
@@ -57,7 +36,7 @@ def count_request(client: httpx.AsyncClient, n: int) -> Any:
 
 @postgresql_only
 async def test_an_exhausted_pool_answers_503_within_the_checkout_timeout(
-    engine: AsyncEngine, settings: Settings
+    database_url: URL, engine: AsyncEngine, settings: Settings
 ) -> None:
     fields = {
         "db_pool_size": 2,
@@ -66,9 +45,10 @@ async def test_an_exhausted_pool_answers_503_within_the_checkout_timeout(
         "db_lock_timeout_ms": 20_000,
     }
     async with app_client(settings, **fields) as (app, client):
-        async with table_locked(engine):
+        async with locked(url(database_url)):
             slow = [asyncio.create_task(count_request(client, n)) for n in (1, 2)]
-            await waiting_on_locks(engine, 2)  # both pooled connections are lent, and wait
+            # Both pooled connections are lent, and wait.
+            await waiting_backends(url(database_url), 2)
             started = time.monotonic()
             refused = await count_request(client, 3)
             elapsed = time.monotonic() - started
@@ -95,13 +75,13 @@ async def test_an_exhausted_pool_answers_503_within_the_checkout_timeout(
 
 @postgresql_only
 async def test_beyond_the_concurrency_limit_requests_get_503_at_once(
-    engine: AsyncEngine, settings: Settings
+    database_url: URL, engine: AsyncEngine, settings: Settings
 ) -> None:
     fields = {"max_concurrent_requests": 2, "db_lock_timeout_ms": 20_000}
     async with app_client(settings, **fields) as (app, client):
-        async with table_locked(engine):
+        async with locked(url(database_url)):
             slow = [asyncio.create_task(count_request(client, n)) for n in (1, 2)]
-            await waiting_on_locks(engine, 2)
+            await waiting_backends(url(database_url), 2)
             started = time.monotonic()
             refused = await count_request(client, 3)
             elapsed = time.monotonic() - started

@@ -9,8 +9,6 @@ has no plan for, errors while its plan runs) are checked to get the full path's 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,10 +21,10 @@ from starlette.applications import Starlette
 from db import keys
 from domain.states import State
 from domain.transitions import Role
-from gql.app import create_app
 from gql.settings import Settings
 from schema.fast.run import FastPath
 from tests.factories import TreeSpec, add_tree
+from tests.graphql import client_for
 
 WITH_TEXT = "Wie heißt der höchste Berg? 🏔️ «quotes» \u2028 and a </script> tag"
 
@@ -182,15 +180,6 @@ async def test_a_large_body_is_read_whole(
     assert len(served) == 1
 
 
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://treegate.test") as c:
-            yield c
-
-
 async def test_callers_the_app_turns_away_are_turned_away(
     engine: AsyncEngine, database_url: URL, served: list[int]
 ) -> None:
@@ -202,13 +191,13 @@ async def test_callers_the_app_turns_away_are_turned_away(
     )
     body = json.dumps({"query": "{ treeStateCounts { count } }"})
     json_type = {"Content-Type": "application/json"}
-    async with serving(settings) as client:
+    async with client_for(settings) as client:
         unknown = await client.post(
             "/graphql", content=body, headers={**json_type, "X-API-Key": "no-such-key"}
         )
         assert unknown.status_code == 401
         assert unknown.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-    async with serving(production) as client:
+    async with client_for(production) as client:
         anonymous = await client.post("/graphql", content=body, headers=json_type)
         assert anonymous.status_code == 401
         keyed = await client.post(

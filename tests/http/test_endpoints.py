@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,23 +13,13 @@ import httpx
 import pytest
 
 from domain.values import CountDimension, StateCount, TreeFilter
-from gql.app import create_app
 from gql.settings import Settings
+from tests.graphql import client_for
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nope"
 STATE_MACHINE_QUERY = "{stateMachine{states{value}}}"
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-@asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client on an app built from `settings`, with its lifespan running."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://treegate.test") as c:
-            yield c
 
 
 def _sqlite(tmp_path: Path, **fields: Any) -> Settings:
@@ -55,7 +44,7 @@ async def test_readyz_answers_503_quickly_when_the_database_is_down(
 ) -> None:
     url = UNREACHABLE if down == "refused" else request.getfixturevalue("silent_database")
     settings = Settings(database_url=url, ready_timeout=1)
-    async with serve(settings) as client:
+    async with client_for(settings) as client:
         started = time.monotonic()
         response = await client.get("/readyz")
         elapsed = time.monotonic() - started
@@ -73,7 +62,7 @@ async def test_readyz_answers_503_quickly_when_the_database_is_down(
 
 
 async def test_graphiql_in_development(tmp_path: Path) -> None:
-    async with serve(_sqlite(tmp_path)) as client:
+    async with client_for(_sqlite(tmp_path)) as client:
         response = await client.get("/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -84,7 +73,7 @@ async def test_graphiql_in_development(tmp_path: Path) -> None:
     "fields", [{"graphiql": False}, {"env": "production"}], ids=["graphiql=false", "production"]
 )
 async def test_no_graphiql_when_disabled(tmp_path: Path, fields: dict[str, Any]) -> None:
-    async with serve(_sqlite(tmp_path, **fields)) as client:
+    async with client_for(_sqlite(tmp_path, **fields)) as client:
         response = await client.get("/graphql", headers={"Accept": "text/html"})
         browser = await client.get("/graphql", headers={"Accept": BROWSER_ACCEPT})
         query = await client.get("/graphql", params={"query": STATE_MACHINE_QUERY})
@@ -102,7 +91,7 @@ async def test_no_graphiql_when_disabled(tmp_path: Path, fields: dict[str, Any])
 
 
 async def test_graphiql_forced_on_in_production(tmp_path: Path) -> None:
-    async with serve(_sqlite(tmp_path, env="production", graphiql=True)) as client:
+    async with client_for(_sqlite(tmp_path, env="production", graphiql=True)) as client:
         response = await client.get("/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 200
     assert "graphiql" in response.text.lower()

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,11 @@ import httpx
 import pytest
 from graphql import DocumentNode, GraphQLError, build_schema
 
-from gql.app import create_app
 from gql.settings import Settings
 from schema.build import build_schema as build_treegate_schema
 from schema.limits import COST_LIMIT, DocumentGuard, DocumentLimits
 from tests.e2e.server import clean_env, migrate_and_seed, serving
+from tests.graphql import client_for
 from tests.test_readme import examples
 
 TYPENAME = "{ __typename }"
@@ -32,13 +31,8 @@ def database_url_text(settings: Settings) -> str:
     return settings.database_url
 
 
-@asynccontextmanager
-async def app_client(database_url: str, **fields: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(database_url=database_url, **fields))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://treegate.test") as c:
-            yield c
+def app_client(database_url: str, **fields: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return client_for(Settings(database_url=database_url, **fields))
 
 
 def code_of(response: httpx.Response) -> str:

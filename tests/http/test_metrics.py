@@ -7,7 +7,6 @@ import re
 import uuid
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,10 +15,10 @@ from domain.outcomes import LotteryDrawn
 from domain.states import State
 from domain.transitions import Role
 from domain.values import TreeState
-from gql.app import create_app
 from gql.settings import Settings
 from resolvers.metrics import Metrics
 from tests.factories import TreeSpec, add_tree
+from tests.graphql import client_for
 
 KEY = "metrics-moderator-key"
 HALT = "mutation($id: UUID!) { haltTree(input: {messageTreeId: $id}) { __typename } }"
@@ -38,26 +37,24 @@ async def test_metrics_count_what_happened(
     async with engine.begin() as conn:
         tree = await add_tree(conn, TreeSpec(state=State.GROWING))
         await keys.insert(conn, "metrics-moderator", Role.MODERATOR, KEY, datetime.now(UTC))
-    app = create_app(Settings(database_url=settings.database_url, response_cache_s=60))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            with caplog.at_level(logging.INFO, logger="treegate.access"):
-                named = {"query": "query Dashboard { treeStateCounts { count } }"}
-                await client.post("/graphql", json=named)  # the compiled lane
-                first = await client.get("/graphql", params=named)
-                await client.get("/graphql", params=named)  # the shared answer
-                await client.get(
-                    "/graphql", params=named, headers={"If-None-Match": first.headers["etag"]}
-                )
-                aliases = " ".join(f"a{i}: __typename" for i in range(16))
-                await client.post("/graphql", json={"query": f"{{ {aliases} }}"})
-                await client.post(
-                    "/graphql",
-                    json={"query": HALT, "variables": {"id": str(tree)}},
-                    headers={"Authorization": f"Bearer {KEY}"},
-                )
-            text = (await client.get("/metrics")).text
+    settings = Settings(database_url=settings.database_url, response_cache_s=60)
+    async with client_for(settings) as client:
+        with caplog.at_level(logging.INFO, logger="treegate.access"):
+            named = {"query": "query Dashboard { treeStateCounts { count } }"}
+            await client.post("/graphql", json=named)  # the compiled lane
+            first = await client.get("/graphql", params=named)
+            await client.get("/graphql", params=named)  # the shared answer
+            await client.get(
+                "/graphql", params=named, headers={"If-None-Match": first.headers["etag"]}
+            )
+            aliases = " ".join(f"a{i}: __typename" for i in range(16))
+            await client.post("/graphql", json={"query": f"{{ {aliases} }}"})
+            await client.post(
+                "/graphql",
+                json={"query": HALT, "variables": {"id": str(tree)}},
+                headers={"Authorization": f"Bearer {KEY}"},
+            )
+        text = (await client.get("/metrics")).text
     assert value(text, 'treegate_requests_total{operation="Dashboard",outcome="ok"}') == 4
     assert value(text, 'treegate_requests_total{operation="anonymous",outcome="error"}') == 1
     assert value(text, 'treegate_limit_rejections_total{limit="ALIAS_LIMIT_EXCEEDED"}') == 1

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from db import persisted
-from gql.app import create_app
 from gql.cli import app as cli_app
 from gql.settings import Settings
+from tests.graphql import client_for
 
 COUNTS = "{ treeStateCounts { count } }"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -35,13 +34,8 @@ def by_hash(document: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-@asynccontextmanager
-async def serving(settings: Settings, **fields: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(database_url=settings.database_url, **fields))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            yield client
+def serving(settings: Settings, **fields: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return client_for(Settings(database_url=settings.database_url, **fields))
 
 
 def codes(response: httpx.Response) -> list[str]:

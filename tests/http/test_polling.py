@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,25 +15,20 @@ from starlette.applications import Starlette
 from db import keys
 from domain.states import State
 from domain.transitions import Role
-from gql.app import create_app
 from gql.settings import Settings
 from resolvers.context import Context
 from tests.factories import TreeSpec, add_tree
+from tests.graphql import app_client
 
 COUNTS = {"query": "{ treeStateCounts { state count } }"}
 HALT = "mutation($id: UUID!) { haltTree(input: {messageTreeId: $id}) { __typename } }"
 MODERATOR_KEY = "polling-moderator-key"
 
 
-@asynccontextmanager
-async def serving(
+def serving(
     settings: Settings, **fields: Any
-) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
-    app = create_app(Settings(database_url=settings.database_url, **fields))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://treegate.test") as c:
-            yield app, c
+) -> AbstractAsyncContextManager[tuple[Starlette, httpx.AsyncClient]]:
+    return app_client(Settings(database_url=settings.database_url, **fields))
 
 
 @pytest.fixture

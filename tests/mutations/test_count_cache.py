@@ -7,12 +7,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.applications import Starlette
 
 from domain.states import State
-from gql.app import create_app
 from gql.settings import Settings
 from tests.factories import TreeSpec, add_tree
+from tests.graphql import client_for
 from tests.mutations.conftest import ApiKeys
 
 COUNTS = "{ treeStateCounts(groupBy: [STATE]) { state count } }"
@@ -23,11 +22,8 @@ HALT = "mutation($id: UUID!) { haltTree(input: {messageTreeId: $id}) { __typenam
 @pytest.fixture
 async def cached(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     long_window = Settings(database_url=settings.database_url, count_cache_s=600)
-    app: Starlette = create_app(long_window)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://treegate.test") as c:
-            yield c
+    async with client_for(long_window) as c:
+        yield c
 
 
 async def counts(client: httpx.AsyncClient) -> tuple[dict[str, int], int]:
