@@ -42,7 +42,12 @@ def normalize_url(url: str | URL) -> URL:
 @dataclass(frozen=True, slots=True)
 class PoolOptions:
     size: int = 10
-    max_overflow: int = 10
+    """Connections kept open. A few per core serve best: more backends than cores only compete."""
+    max_overflow: int = 0
+    """Connections opened beyond `size` under a burst and closed again when returned. Off by
+    default: under steady concurrency above the pool, every few requests would pay for a new
+    PostgreSQL connection (its start-up costs more than the query); requests queue for a pooled
+    connection instead, at most `timeout` seconds."""
     timeout: float = 2.0
     """Seconds a request waits for a pooled connection before it gets 503."""
     connect_timeout: float = 2.0

@@ -18,6 +18,9 @@ from domain.transitions import Role
 from resolvers.context import WritePolicy
 from schema.limits import DocumentLimits
 
+_POOL = PoolOptions()
+"""The pool's defaults, described where the pool is (`db.engine.PoolOptions`)."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -39,29 +42,36 @@ class Settings(BaseSettings):
     )
     max_page_size: int = Field(100, ge=1, description="Largest `first` a list field accepts.")
     default_page_size: int = Field(50, ge=1, description="`first` when a client sends null.")
-    db_pool_size: int = Field(10, ge=1, description="Connections kept open per process.")
-    db_max_overflow: int = Field(10, ge=0, description="Extra connections under load.")
+    db_pool_size: int = Field(_POOL.size, ge=1, description="Connections kept open per process.")
+    db_max_overflow: int = Field(
+        _POOL.max_overflow,
+        ge=0,
+        description="Extra connections opened under a burst and closed after (off: requests "
+        "queue for a pooled connection).",
+    )
     db_pool_timeout: float = Field(
-        2.0, gt=0, description="Seconds a request waits for a free connection, then 503."
+        _POOL.timeout, gt=0, description="Seconds a request waits for a free connection, then 503."
     )
     db_connect_timeout: float = Field(
-        2.0, gt=0, description="Seconds to open a database connection."
+        _POOL.connect_timeout, gt=0, description="Seconds to open a database connection."
     )
     db_statement_timeout_ms: int = Field(
-        15_000, ge=0, description="PostgreSQL statement_timeout per connection (0: none)."
+        _POOL.statement_timeout_ms,
+        ge=0,
+        description="PostgreSQL statement_timeout per connection (0: none).",
     )
     db_lock_timeout_ms: int = Field(
-        5_000,
+        _POOL.lock_timeout_ms,
         ge=1,
         description="PostgreSQL lock_timeout; SQLite's busy timeout (a conflict, retried).",
     )
     db_idle_in_transaction_timeout_ms: int = Field(
-        60_000,
+        _POOL.idle_in_transaction_timeout_ms,
         ge=0,
         description="PostgreSQL idle_in_transaction_session_timeout (0: none).",
     )
     db_probe_interval_s: float = Field(
-        0.25,
+        _POOL.probe_interval_s,
         gt=0,
         description="While the database is down: one connection attempt per interval (s).",
     )
@@ -71,7 +81,7 @@ class Settings(BaseSettings):
         description="Tries of a mutation's transaction on a conflict (deadlock, lock timeout).",
     )
     db_ping_idle_s: float = Field(
-        1.0,
+        _POOL.ping_idle_s,
         ge=0,
         description="Ping a pooled PostgreSQL connection before use if idle this long (s).",
     )
