@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, false, func, select
+from sqlalchemy import Select, false, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.statements import Query, member, run_core
 from db.tables import message
 from domain.values import Message
 
@@ -42,35 +44,42 @@ MESSAGE_COLUMNS = (
 )
 
 
-def to_message(row: Row[*tuple[Any, ...]]) -> Message:
-    return Message(
-        id=row.id,
-        parent_id=row.parent_id,
-        message_tree_id=row.message_tree_id,
-        user_id=row.user_id,
-        role=row.role,
-        lang=row.lang,
-        text=row.text,
-        created_date=row.created_date,
-        depth=row.depth,
-        deleted=row.deleted,
-        review_count=row.review_count,
-        review_result=row.review_result,
-        rank=row.rank,
-        synthetic=row.synthetic,
-        model_name=row.model_name,
-    )
+def to_message(row: Sequence[Any]) -> Message:
+    """A row of `MESSAGE_COLUMNS` (SQLAlchemy's or asyncpg's, read by position)."""
+    return Message._make(row)
+
+
+_BY_ATTRIBUTE = {column.name: column for column in MESSAGE_COLUMNS}
+assert tuple(_BY_ATTRIBUTE) == Message._fields, "MESSAGE_COLUMNS must follow Message's fields"
+
+
+@lru_cache(maxsize=4)
+def _roots(pg: bool) -> Select[Any]:
+    return select(*MESSAGE_COLUMNS).where(member(message.c.id, "ids", pg=pg))
+
+
+@lru_cache(maxsize=256)
+def _root_columns(pg: bool, columns: tuple[str, ...]) -> Select[Any]:
+    selected = [_BY_ATTRIBUTE[name] for name in columns]
+    return select(message.c.id, *selected).where(member(message.c.id, "ids", pg=pg))
+
+
+def root_messages_query(tree_ids: Sequence[UUID], *, pg: bool) -> Query:
+    """The root message of each tree (the root's id is the tree's id)."""
+    return Query(_roots(pg), {"ids": list(set(tree_ids))})
+
+
+def root_columns_query(tree_ids: Sequence[UUID], columns: Sequence[str], *, pg: bool) -> Query:
+    """The id and just the given attributes (`Message` field names) of each tree's root."""
+    return Query(_root_columns(pg, tuple(columns)), {"ids": list(set(tree_ids))})
 
 
 async def root_messages(conn: AsyncConnection, tree_ids: Sequence[UUID]) -> dict[UUID, Message]:
     """The root message of each tree (the root's id is the tree's id), in one statement."""
     if not tree_ids:
         return {}
-    rows = await conn.execute(select(*MESSAGE_COLUMNS).where(message.c.id.in_(set(tree_ids))))
-    return {row.id: to_message(row) for row in rows}
-
-
-_BY_ATTRIBUTE = {column.name: column for column in MESSAGE_COLUMNS}
+    query = root_messages_query(tree_ids, pg=conn.dialect.name == "postgresql")
+    return {row[0]: to_message(row) for row in await run_core(conn, query)}
 
 
 async def root_message_columns(
@@ -79,9 +88,8 @@ async def root_message_columns(
     """Just the given attributes (`Message` field names) of each tree's root message."""
     if not tree_ids:
         return {}
-    selected = [_BY_ATTRIBUTE[name] for name in columns]
-    query = select(message.c.id, *selected).where(message.c.id.in_(set(tree_ids)))
-    return {row[0]: tuple(row[1:]) for row in await conn.execute(query)}
+    query = root_columns_query(tree_ids, columns, pg=conn.dialect.name == "postgresql")
+    return {row[0]: tuple(row[1:]) for row in await run_core(conn, query)}
 
 
 async def message_counts(conn: AsyncConnection, tree_ids: Sequence[UUID]) -> dict[UUID, int]:
