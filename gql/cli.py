@@ -47,6 +47,7 @@ def serve(
     import uvicorn
 
     settings = Settings()
+    _lighten_log_records()
     # uvicorn handles the signal while it serves, shuts down gracefully, then raises the signal
     # again for the handler that was there before: this one, so that a requested stop is a
     # clean exit (status 0) rather than a death by signal.
@@ -66,6 +67,18 @@ def serve(
         proxy_headers=False,
         timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
+
+
+def _lighten_log_records() -> None:
+    """Leave out of every log record what no Treegate line prints: the thread, process and
+    calling frame (found by walking the stack), as the logging HOWTO's "Optimization" section
+    describes. The access line is written once per request: this is a tenth of its cost."""
+    import logging
+
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None  # type: ignore[attr-defined]
 
 
 def log_config(level: str) -> dict[str, Any]:

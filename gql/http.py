@@ -41,13 +41,13 @@ from graphql import (
     OperationType,
     get_operation_ast,
 )
-from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
 from db.faults import RETRY_AFTER_S
 from domain.outcomes import Identity
 from domain.transitions import Role
 from gql.auth import InvalidKey, identify
+from gql.middleware import request_id_for
 from gql.persisted import PersistedQueries, PersistedQueryError
 from resolvers.caches import Caches
 from resolvers.context import Context, Limits, WritePolicy
@@ -112,6 +112,17 @@ def negotiate(accept: str | None) -> str | None:
     return None if best is None else best[2]
 
 
+def header_map(scope: Scope) -> dict[str, str]:
+    """The request's headers by (lower-case) name, each read once; a repeated header counts
+    by its first value, as Starlette's `Headers.get` reads it."""
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1")
+        if key not in found:
+            found[key] = value.decode("latin-1")
+    return found
+
+
 def content_type(media: str) -> bytes:
     return f"{media}; charset=utf-8".encode()
 
@@ -170,7 +181,7 @@ def params_from_query_string(query_string: bytes) -> dict[str, Any]:
     return payload
 
 
-async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
+async def read_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
     declared = headers.get("content-length")
     too_large = HttpError(
@@ -251,43 +262,53 @@ class GraphQLEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        headers = header_map(scope)
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        request_id = state.get("request_id") or request_id_for(headers.get("x-request-id", ""))
+        state["request_id"] = request_id
+        echo = (b"x-request-id", request_id.encode("latin-1"))
         status = 500
 
         async def observed(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"].append(echo)
             await send(message)
 
         if self.in_flight >= self.max_in_flight:
             # Beyond the limit a request would only queue for the pool and time out later:
             # it is told at once, before its body is read.
             self.caches.metrics.overloaded.inc()
-            scope.setdefault("state", {})[OUTCOME_KEY] = "overloaded"
+            state[OUTCOME_KEY] = "overloaded"
             body = {"errors": [{"message": BUSY, "extensions": {"code": SERVER_OVERLOADED}}]}
             await self._send(observed, 503, body, {"Retry-After": str(RETRY_AFTER_S)}, JSON)
             self.observe(scope, status, time.perf_counter() - started)
             return
         self.in_flight += 1
         try:
-            await self._serve(scope, receive, observed)
+            await self._serve(scope, receive, observed, headers, request_id)
         except Exception as exc:
             if status == 500:  # nothing was sent yet
-                await self._failed(scope, observed, exc)
+                await self._failed(scope, observed, headers, exc)
             else:
                 logger.exception("unexpected error after the answer began")
         finally:
             self.in_flight -= 1
             self.observe(scope, status, time.perf_counter() - started)
 
-    async def _failed(self, scope: Scope, send: Send, exc: Exception) -> None:
+    async def _failed(
+        self, scope: Scope, send: Send, headers: Mapping[str, str], exc: Exception
+    ) -> None:
         """A failure outside execution (checking the key, looking up a persisted query): 503
         for a database fault; otherwise never a bare "Internal Server Error" but masked as any
         unexpected error is, and logged under the request id the client gets."""
         state = scope.setdefault("state", {})
         request_id = state.get("request_id", "-")
         error = classify(GraphQLError(str(exc), original_error=exc), request_id)
-        media = negotiate(Headers(scope=scope).get("accept")) or JSON
+        media = negotiate(headers.get("accept")) or JSON
         fault = _fault_reason([error])
         if fault is None:
             await self._send(send, 500, {"errors": [error.formatted]}, {}, media)
@@ -302,9 +323,7 @@ class GraphQLEndpoint:
         state = scope.get("state", {})
         operation = self.caches.metrics.operation(state.get(OPERATION_KEY))
         outcome = state.get(OUTCOME_KEY) or ("ok" if status < 400 else "refused")
-        metrics = self.caches.metrics
-        metrics.requests.labels(operation, outcome).inc()
-        metrics.duration.labels(scope["method"]).observe(seconds)
+        self.caches.metrics.answered(operation, outcome, scope["method"], seconds)
         access_log.info(
             "request_id=%s method=%s operation=%s status=%d outcome=%s duration_ms=%.1f",
             state.get("request_id", "-"),
@@ -315,9 +334,14 @@ class GraphQLEndpoint:
             seconds * 1000,
         )
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = Headers(scope=scope)
-        request_id = scope.get("state", {}).get("request_id", "-")
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: Mapping[str, str],
+        request_id: str,
+    ) -> None:
         media = negotiate(headers.get("accept"))
         try:
             if scope["method"] not in ("GET", "POST"):
@@ -348,7 +372,7 @@ class GraphQLEndpoint:
         self,
         scope: Scope,
         send: Send,
-        headers: Headers,
+        headers: Mapping[str, str],
         media: str,
         identity: Identity,
         request_id: str,
@@ -398,13 +422,13 @@ class GraphQLEndpoint:
             caches=self.caches,
         )
 
-    def _wants_graphiql(self, scope: Scope, headers: Headers) -> bool:
+    def _wants_graphiql(self, scope: Scope, headers: Mapping[str, str]) -> bool:
         if self.graphiql_html is None:
             return False
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         return "query" not in query and "text/html" in headers.get("accept", "")
 
-    async def _identify(self, headers: Headers) -> Identity:
+    async def _identify(self, headers: Mapping[str, str]) -> Identity:
         try:
             identity = await identify(self.engine, headers, self.anonymous)
         except InvalidKey:
@@ -419,7 +443,7 @@ class GraphQLEndpoint:
         self,
         scope: Scope,
         receive: Receive,
-        headers: Headers,
+        headers: Mapping[str, str],
         media: str,
         identity: Identity,
         request_id: str,

@@ -76,7 +76,30 @@ class Metrics:
             "Requests answered 503 at once: the process's concurrency limit was reached.",
             registry=self.registry,
         )
+        self.fallbacks = Counter(
+            "treegate_compiled_fallbacks",
+            "Queries answered by the full execution path instead of a compiled plan, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
         self._names: set[str] = set()
+        # Labelled children, looked up once: `labels()` validates and locks on every call.
+        self._answered: dict[tuple[str, str], Any] = {}
+        self._durations: dict[str, Any] = {}
+
+    def answered(self, operation: str, outcome: str, method: str, seconds: float) -> None:
+        """One GraphQL request answered: counted by operation and outcome, timed by method."""
+        counter = self._answered.get((operation, outcome))
+        if counter is None:
+            counter = self._answered[operation, outcome] = self.requests.labels(operation, outcome)
+        counter.inc()
+        histogram = self._durations.get(method)
+        if histogram is None:
+            histogram = self._durations[method] = self.duration.labels(method)
+        histogram.observe(seconds)
+
+    def fallback(self, reason: str) -> None:
+        self.fallbacks.labels(reason).inc()
 
     def operation(self, name: str | None) -> str:
         if name is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
@@ -24,10 +25,16 @@ from strawberry.types.graphql import OperationType
 from db.faults import fault_of
 from resolvers.context import Context
 from schema.errors import GRAPHQL_VALIDATION_FAILED, ErrorCodes
+from schema.fast.plan import Fallback, Plan, Unsupported
 from schema.fast.run import FastPath
 from schema.limits import INTROSPECTION_DEPTH, DocumentGuard, DocumentLimits
 from schema.mutation import Mutation
 from schema.query import Query
+
+logger = logging.getLogger("treegate.schema")
+
+MAX_LOGGED_FALLBACKS = 1024
+"""Documents whose fallback was logged; past this many the memory starts over."""
 
 
 class TreegateSchema(strawberry.Schema):
@@ -38,6 +45,7 @@ class TreegateSchema(strawberry.Schema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fast_path = FastPath(self._schema, self.check_document)
+        self._logged_fallbacks: set[tuple[str, str]] = set()
         self.configure(DocumentLimits(), introspection=True, hide_suggestions=False)
 
     def configure(
@@ -92,10 +100,10 @@ class TreegateSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
         if self.fast_path_enabled and query is not None and isinstance(context_value, Context):
-            plan = self.fast_path.plan(query)
-            if plan is not None and operation_name in (None, plan.operation_name):
+            found = self.fast_path.plan(query)
+            if isinstance(found, Plan) and operation_name in (None, found.operation_name):
                 try:
-                    data = await self.fast_path.run(plan, context_value, variable_values)
+                    data = await self.fast_path.run(found, context_value, variable_values)
                 except Exception as exc:
                     if fault_of(exc) is not None:
                         # The database failed, not the plan: asking again by the full path
@@ -104,8 +112,12 @@ class TreegateSchema(strawberry.Schema):
                             data=None, errors=[GraphQLError(str(exc), original_error=exc)]
                         )
                     # Otherwise the full path answers, errors included.
+                    reason = exc.reason if isinstance(exc, Unsupported) else "error"
+                    self._fell_back(context_value, query, reason, str(exc) or type(exc).__name__)
                 else:
                     return ExecutionResult(data=data, errors=None)
+            elif isinstance(found, Fallback):
+                self._fell_back(context_value, query, found.reason, found.detail)
         return await super().execute(
             query,
             variable_values=variable_values,
@@ -114,6 +126,24 @@ class TreegateSchema(strawberry.Schema):
             operation_name=operation_name,
             allowed_operation_types=allowed_operation_types,
             operation_extensions=operation_extensions,
+        )
+
+    def _fell_back(self, context: Context, query: str, reason: str, detail: str) -> None:
+        """Count a query answered by the full path instead of its compiled plan, and log it
+        once per document and reason (while this process remembers it)."""
+        context.caches.metrics.fallback(reason)
+        key = (query, reason)
+        if key in self._logged_fallbacks:
+            return
+        if len(self._logged_fallbacks) >= MAX_LOGGED_FALLBACKS:
+            self._logged_fallbacks.clear()
+        self._logged_fallbacks.add(key)
+        operation = self.fast_path.operation_name(query)
+        logger.info(
+            "compiled reads: %s answered by the full execution path (%s: %s)",
+            f"operation {operation}" if operation else "an anonymous query",
+            reason,
+            detail,
         )
 
     def process_errors(

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from graphql import (
     DocumentNode,
     FieldNode,
+    GraphQLField,
+    GraphQLObjectType,
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    get_named_type,
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
@@ -20,83 +22,52 @@ from domain.values import TreeFilter, TreeOrder, TreeState
 from resolvers import trees
 from resolvers.context import Context
 from resolvers.trees import TreePage
+from schema.fast.fields import scalar_fields
 from schema.fast.plan import (
     Aux,
     Columns,
+    Fallback,
     Field,
     Plan,
     RootField,
     Unsupported,
-    enum_value,
     object_writer,
     plain,
-    uuid_value,
 )
+from schema.fast.variables import Variables
 from schema.inputs import MessageTreeStateFilter
 
 ROOT = "root_messages"
 
-_MESSAGE_SCALARS: dict[str, tuple[str, Callable[[Any], Any], bool]] = {
-    # GraphQL name: (attribute, writer, nullable)
-    "id": ("id", uuid_value, False),
-    "parentId": ("parent_id", uuid_value, True),
-    "messageTreeId": ("message_tree_id", uuid_value, False),
-    "userId": ("user_id", uuid_value, True),
-    "role": ("role", plain, False),
-    "lang": ("lang", plain, False),
-    "text": ("text", plain, True),
-    "createdDate": ("created_date", plain, True),
-    "depth": ("depth", plain, False),
-    "deleted": ("deleted", plain, False),
-    "reviewCount": ("review_count", plain, False),
-    "reviewResult": ("review_result", plain, True),
-    "rank": ("rank", plain, True),
-    "synthetic": ("synthetic", plain, False),
-    "modelName": ("model_name", plain, True),
-}
-_TREE_SCALARS: dict[str, tuple[str, Callable[[Any], Any], bool]] = {
-    "messageTreeId": ("message_tree_id", uuid_value, False),
-    "goalTreeSize": ("goal_tree_size", plain, False),
-    "maxDepth": ("max_depth", plain, False),
-    "maxChildrenCount": ("max_children_count", plain, False),
-    "state": ("state", enum_value, False),
-    "active": ("active", plain, False),
-    "origin": ("origin", plain, True),
-    "wonPromptLotteryDate": ("won_prompt_lottery_date", plain, True),
-    "lang": ("lang", plain, False),
-}
-_COUNT_SCALARS: dict[str, tuple[str, Callable[[Any], Any], bool]] = {
-    "state": ("state", enum_value, True),
-    "lang": ("lang", plain, True),
-    "active": ("active", plain, True),
-    "count": ("count", plain, False),
-}
-_PAGE_INFO: dict[str, tuple[str, Callable[[Any], Any], bool]] = {
-    "hasNextPage": ("has_next_page", plain, False),
-    "hasPreviousPage": ("has_previous_page", plain, False),
-    "startCursor": ("start_cursor", plain, True),
-    "endCursor": ("end_cursor", plain, True),
-}
 
-
-def compile_document(schema: GraphQLSchema, document: DocumentNode) -> Plan | None:
-    """The plan for a valid `document`, or None when it needs the full execution path."""
+def compile_document(schema: GraphQLSchema, document: DocumentNode) -> Plan | Fallback | None:
+    """The plan for a valid `document`; a `Fallback` for a query it cannot plan (answered by
+    the full execution path); None for a mutation or anything else that is not a query."""
+    if not _is_query(document):
+        return None
     try:
         return _compile(schema, document)
-    except Unsupported:
-        return None
-    except Exception:  # anything odd about the document: the full path handles it
-        return None
+    except Unsupported as exc:
+        return Fallback(exc.reason, str(exc))
+    except Exception as exc:  # anything odd about the document: the full path handles it
+        return Fallback("compile_error", f"{type(exc).__name__}: {exc}")
+
+
+def _is_query(document: DocumentNode) -> bool:
+    return any(
+        isinstance(d, OperationDefinitionNode) and d.operation is OperationType.QUERY
+        for d in document.definitions
+    )
 
 
 def _compile(schema: GraphQLSchema, document: DocumentNode) -> Plan:
     if len(document.definitions) != 1:
-        raise Unsupported("several definitions")
+        raise Unsupported("several definitions", "several_operations")
     operation = document.definitions[0]
     if not isinstance(operation, OperationDefinitionNode):
-        raise Unsupported("not an operation")
+        raise Unsupported("not an operation", "several_operations")
     if operation.operation is not OperationType.QUERY or operation.directives:
-        raise Unsupported("not a plain query")
+        raise Unsupported("a query with directives", "directives")
     query_type = schema.query_type
     assert query_type is not None
     roots = []
@@ -111,10 +82,10 @@ def _compile(schema: GraphQLSchema, document: DocumentNode) -> Plan:
         elif name == "treeStateCounts":
             roots.append(RootField(_key(node), _counts_root(query_type.fields[name], node)))
         else:
-            raise Unsupported(name)
+            raise Unsupported(f"the field {name}", "unsupported_field")
     return Plan(
         operation_name=operation.name.value if operation.name else None,
-        variable_definitions=operation.variable_definitions,
+        variables=Variables(schema, operation.variable_definitions or ()),
         roots=tuple(roots),
     )
 
@@ -122,14 +93,14 @@ def _compile(schema: GraphQLSchema, document: DocumentNode) -> Plan:
 def _fields(selection_set: SelectionSetNode | None) -> list[FieldNode]:
     """The selection's fields; fragments, directives and repeated keys need the full path."""
     if selection_set is None:
-        raise Unsupported("no selection")
+        raise Unsupported("no selection", "unsupported_field")
     nodes: list[FieldNode] = []
     keys: set[str] = set()
     for selection in selection_set.selections:
         if not isinstance(selection, FieldNode) or selection.directives:
-            raise Unsupported("fragment or directive")
+            raise Unsupported("fragment or directive", "fragments_or_directives")
         if _key(selection) in keys:
-            raise Unsupported("field merging")
+            raise Unsupported("field merging", "field_merging")
         keys.add(_key(selection))
         nodes.append(selection)
     return nodes
@@ -146,24 +117,30 @@ def _constant(value: str) -> Any:
     return run
 
 
-def _scalars(
-    node: FieldNode, table: dict[str, tuple[str, Callable[[Any], Any], bool]], typename: str
-) -> Field:
+def _object(field: GraphQLField) -> GraphQLObjectType:
+    named = get_named_type(field.type)
+    assert isinstance(named, GraphQLObjectType), named
+    return named
+
+
+def _scalars(node: FieldNode, graphql_type: GraphQLObjectType) -> Field:
     name = node.name.value
     if name == "__typename":
+        typename = graphql_type.name
         return Field(_key(node), lambda _s, _a: typename, plain, False)
+    table = scalar_fields(graphql_type)
     if name not in table:
-        raise Unsupported(name)
+        raise Unsupported(f"the field {name}", "unsupported_field")
     attribute, writer, nullable = table[name]
     return Field(_key(node), None, writer, nullable, attribute=attribute)
 
 
-def _message_fields(node: FieldNode) -> tuple[Field, ...]:
-    return tuple(_scalars(f, _MESSAGE_SCALARS, "Message") for f in _fields(node.selection_set))
+def _message_fields(node: FieldNode, message_type: GraphQLObjectType) -> tuple[Field, ...]:
+    return tuple(_scalars(f, message_type) for f in _fields(node.selection_set))
 
 
 def _tree_fields(
-    selection_set: SelectionSetNode | None, columns: Columns
+    selection_set: SelectionSetNode | None, columns: Columns, tree_type: GraphQLObjectType
 ) -> tuple[tuple[Field, ...], bool]:
     """The fields of a MessageTreeState selection, and whether it needs root messages.
 
@@ -189,7 +166,8 @@ def _tree_fields(
             )
         elif name == "rootMessage":
             needs_root = True
-            write_message = object_writer(_message_fields(node), columns)
+            message_type = _object(tree_type.fields[name])
+            write_message = object_writer(_message_fields(node, message_type), columns)
             fields.append(
                 Field(
                     _key(node),
@@ -199,7 +177,7 @@ def _tree_fields(
                 )
             )
         else:
-            fields.append(_scalars(node, _TREE_SCALARS, "MessageTreeState"))
+            fields.append(_scalars(node, tree_type))
     return tuple(fields), needs_root
 
 
@@ -212,9 +190,9 @@ async def _prefetch(
     return {ROOT: await trees.fetch_root_message_columns(ctx, ids, tuple(columns.names))}
 
 
-def _tree_root(field: Any, node: FieldNode) -> Any:
+def _tree_root(field: GraphQLField, node: FieldNode) -> Any:
     columns = Columns()
-    fields, needs_root = _tree_fields(node.selection_set, columns)
+    fields, needs_root = _tree_fields(node.selection_set, columns, _object(field))
     write = object_writer(fields)
 
     async def run(ctx: Context, variables: VariableValues) -> Any:
@@ -240,18 +218,21 @@ def _filter(value: dict[str, Any] | None) -> TreeFilter | None:
     ).to_domain()
 
 
-def _page_root(field: Any, node: FieldNode) -> Any:
+def _page_root(field: GraphQLField, node: FieldNode) -> Any:
+    connection = _object(field)
+    tree_type = _object(connection.fields["nodes"])
+    edge_type = _object(connection.fields["edges"])
     parts: list[tuple[str, str, Any]] = []  # (key, kind, sub-plan)
     needs_root = False
     columns = Columns()
     for child in _fields(node.selection_set):
         name, key = child.name.value, _key(child)
         if name == "__typename":
-            parts.append((key, "typename", "MessageTreeStateConnection"))
+            parts.append((key, "typename", connection.name))
         elif name == "totalCount":
             parts.append((key, "total", None))
         elif name == "nodes":
-            tree_fields, root = _tree_fields(child.selection_set, columns)
+            tree_fields, root = _tree_fields(child.selection_set, columns, tree_type)
             needs_root |= root
             parts.append((key, "nodes", object_writer(tree_fields)))
         elif name == "edges":
@@ -261,19 +242,20 @@ def _page_root(field: Any, node: FieldNode) -> Any:
                 if edge_name == "cursor":
                     edge_parts.append((edge_key, "cursor", None))
                 elif edge_name == "__typename":
-                    edge_parts.append((edge_key, "typename", "MessageTreeStateEdge"))
+                    edge_parts.append((edge_key, "typename", edge_type.name))
                 elif edge_name == "node":
-                    tree_fields, root = _tree_fields(edge_child.selection_set, columns)
+                    tree_fields, root = _tree_fields(edge_child.selection_set, columns, tree_type)
                     needs_root |= root
                     edge_parts.append((edge_key, "node", object_writer(tree_fields)))
                 else:
-                    raise Unsupported(edge_name)
+                    raise Unsupported(f"the field {edge_name}", "unsupported_field")
             parts.append((key, "edges", tuple(edge_parts)))
         elif name == "pageInfo":
-            info = tuple(_scalars(f, _PAGE_INFO, "PageInfo") for f in _fields(child.selection_set))
+            info_type = _object(connection.fields[name])
+            info = tuple(_scalars(f, info_type) for f in _fields(child.selection_set))
             parts.append((key, "pageInfo", object_writer(info)))
         else:
-            raise Unsupported(name)
+            raise Unsupported(f"the field {name}", "unsupported_field")
 
     async def run(ctx: Context, variables: VariableValues) -> Any:
         arguments = get_argument_values(field, node, variables)
@@ -317,10 +299,9 @@ def _edge(parts: tuple[tuple[str, str, Any], ...], edge: Any, aux: Aux) -> dict[
     return result
 
 
-def _counts_root(field: Any, node: FieldNode) -> Any:
-    write = object_writer(
-        tuple(_scalars(f, _COUNT_SCALARS, "StateCount") for f in _fields(node.selection_set))
-    )
+def _counts_root(field: GraphQLField, node: FieldNode) -> Any:
+    count_type = _object(field)
+    write = object_writer(tuple(_scalars(f, count_type) for f in _fields(node.selection_set)))
 
     async def run(ctx: Context, variables: VariableValues) -> Any:
         arguments = get_argument_values(field, node, variables)

@@ -5,15 +5,33 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql.execution.values import VariableValues
 
 from resolvers.context import Context
 
+if TYPE_CHECKING:
+    from schema.fast.variables import Variables
+
 
 class Unsupported(Exception):
-    """The document (or this execution of it) needs the full execution path."""
+    """The document (or this execution of it) needs the full execution path.
+
+    `reason` is what the metrics count it by (a short, fixed word); the message says more.
+    """
+
+    def __init__(self, detail: str, reason: str = "unsupported_document") -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """A query document the compiler cannot plan: the full path answers it, every time."""
+
+    reason: str
+    detail: str
 
 
 Writer = Callable[[Any], Any]
@@ -97,9 +115,7 @@ def object_writer(fields: tuple[Field, ...], columns: Columns | None = None) -> 
             lines.append(f"    {value} = get{i}(s, aux)")
         if not field.nullable:
             lines.append(f"    if {value} is None:")
-            lines.append(
-                "        raise Unsupported('null in a non-null field: the full path reports it')"
-            )
+            lines.append("        raise Unsupported('null in a non-null field', 'null_value')")
         if field.write is plain:
             expression = value
         else:
@@ -128,5 +144,5 @@ class Plan:
     """A compiled query operation: its root fields, run one after another."""
 
     operation_name: str | None
-    variable_definitions: Any
+    variables: Variables
     roots: tuple[RootField, ...]

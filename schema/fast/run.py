@@ -6,48 +6,61 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, GraphQLSchema
-from graphql.execution.values import VariableValues, get_variable_values
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, OperationDefinitionNode
 
 from resolvers.context import Context
 from schema.fast.compile import compile_document
-from schema.fast.plan import Plan, Unsupported
+from schema.fast.plan import Fallback, Plan
 
 Check = Callable[[str], DocumentNode | list[GraphQLError]]
 """The schema's own document check, limits and validation, cached (`check_document`)."""
 
 
 class FastPath:
-    """Compiles each document once (valid or not: a miss is remembered too) and runs plans."""
+    """Compiles each document once and runs plans.
+
+    `plan()` remembers, per document, its `Plan`, or the `Fallback` saying why a query cannot
+    have one, or None for what is not the compiled lane's business (a mutation, an invalid
+    document: the endpoint answers those by the full path without counting a fallback).
+    """
 
     def __init__(self, schema: GraphQLSchema, check: Check, maxsize: int = 512) -> None:
         self._schema = schema
         self._check = check
-        self._plans: OrderedDict[str, Plan | None] = OrderedDict()
+        self._plans: OrderedDict[str, Plan | Fallback | None] = OrderedDict()
         self._maxsize = maxsize
 
-    def plan(self, source: str) -> Plan | None:
-        if source in self._plans:
-            self._plans.move_to_end(source)
-            return self._plans[source]
+    def plan(self, source: str) -> Plan | Fallback | None:
+        plans = self._plans
+        if source in plans:
+            plans.move_to_end(source)
+            return plans[source]
         document = self._check(source)
-        plan = (
+        found = (
             compile_document(self._schema, document) if isinstance(document, DocumentNode) else None
         )
-        self._plans[source] = plan
-        if len(self._plans) > self._maxsize:
-            self._plans.popitem(last=False)
-        return plan
+        plans[source] = found
+        if len(plans) > self._maxsize:
+            plans.popitem(last=False)
+        return found
+
+    def operation_name(self, source: str) -> str | None:
+        """The name of the document's operation, if it has exactly one named one."""
+        document = self._check(source)
+        if not isinstance(document, DocumentNode):
+            return None
+        names = [
+            d.name.value
+            for d in document.definitions
+            if isinstance(d, OperationDefinitionNode) and d.name is not None
+        ]
+        return names[0] if len(names) == 1 else None
 
     async def run(
         self, plan: Plan, context: Context, variables: dict[str, Any] | None
     ) -> dict[str, Any]:
         """The response data; raises (Unsupported or anything) when the full path must answer."""
-        coerced = get_variable_values(
-            self._schema, plan.variable_definitions or (), variables or {}
-        )
-        if not isinstance(coerced, VariableValues):
-            raise Unsupported("variables do not coerce")
+        coerced = plan.variables.coerce(variables or {})
         data: dict[str, Any] = {}
         for root in plan.roots:
             data[root.key] = await root.run(context, coerced)

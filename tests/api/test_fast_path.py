@@ -8,6 +8,7 @@ Each runs with the compiled path on and off; the responses must be identical.
 from __future__ import annotations
 
 import json
+import logging
 import random
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from schema.fast.plan import Fallback, Plan
 from schema.fast.run import FastPath
 from tests.api.support import LANGS, ORDERS, seed
 
@@ -159,17 +161,72 @@ async def test_documents_outside_the_compiled_subset_fall_back(
 ) -> None:
     await seed(engine, 5)
     schema = app.state.schema
-    for query in (
-        "{ stateMachine { states { value } } }",
-        "{ messageTreeStates(first: 2) { nodes { messageCount transitions { sequence } } } }",
-        "query { ...on Query { treeStateCounts { count } } }",
-        "{ a: treeStateCounts { count } a: treeStateCounts { count } }",
-        "{ treeStateCounts @include(if: true) { count } }",
-        'mutation { haltTree(input: {messageTreeId: "00000000-0000-4000-8000-000000000000"}) '
-        "{ __typename } }",
+    for query, reason in (
+        ("{ stateMachine { states { value } } }", "unsupported_field"),
+        (
+            "{ messageTreeStates(first: 2) { nodes { messageCount transitions { sequence } } } }",
+            "unsupported_field",
+        ),
+        ("query { ...on Query { treeStateCounts { count } } }", "fragments_or_directives"),
+        ("{ a: treeStateCounts { count } a: treeStateCounts { count } }", "field_merging"),
+        ("{ treeStateCounts @include(if: true) { count } }", "fragments_or_directives"),
+        ("query A { __typename } query B { __typename }", "several_operations"),
     ):
-        assert schema.fast_path.plan(query) is None, query
-    assert schema.fast_path.plan("{ treeStateCounts { count } }") is not None
+        found = schema.fast_path.plan(query)
+        assert isinstance(found, Fallback), query
+        assert found.reason == reason, query
+    # A mutation is not the compiled lane's business: no plan, and no fallback either.
+    mutation = (
+        'mutation { haltTree(input: {messageTreeId: "00000000-0000-4000-8000-000000000000"}) '
+        "{ __typename } }"
+    )
+    assert schema.fast_path.plan(mutation) is None
+    assert isinstance(schema.fast_path.plan("{ treeStateCounts { count } }"), Plan)
     query = "{ stateMachine { states { value } } }"
     response = await client.post("/graphql", json={"query": query})
     assert len(response.json()["data"]["stateMachine"]["states"]) == 10
+
+
+def fallbacks(app: Starlette) -> dict[str, float]:
+    registry = app.state.endpoint.caches.metrics.registry
+    return {
+        sample.labels["reason"]: sample.value
+        for metric in registry.collect()
+        if metric.name == "treegate_compiled_fallbacks"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    }
+
+
+async def test_fallbacks_are_counted_by_reason_and_logged_once_per_document(
+    client: httpx.AsyncClient,
+    app: Starlette,
+    engine: AsyncEngine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await seed(engine, 3)
+    before = fallbacks(app)
+    not_compiled = "query Machine { stateMachine { terminalStates } }"
+    # Compiled, but this request's variable does not coerce: the full path reports the error.
+    bad_variable = "query One($id: UUID!) { messageTreeState(messageTreeId: $id) { lang } }"
+    mutation = (
+        'mutation { resumeTree(input: {messageTreeId: "00000000-0000-4000-8000-000000000000"}) '
+        "{ __typename } }"
+    )
+    with caplog.at_level(logging.INFO, logger="treegate.schema"):
+        for _ in range(3):
+            await client.post("/graphql", json={"query": not_compiled})
+            response = await client.post(
+                "/graphql", json={"query": bad_variable, "variables": {"id": "not a uuid"}}
+            )
+            assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+            await client.post("/graphql", json={"query": mutation})
+    after = fallbacks(app)
+    grown = {reason: after.get(reason, 0) - before.get(reason, 0) for reason in after}
+    assert grown == {"unsupported_field": 3, "variables": 3}
+    logged = [r.getMessage() for r in caplog.records if "full execution path" in r.getMessage()]
+    assert len(logged) == 2, logged
+    assert "operation Machine" in logged[0]
+    assert "unsupported_field" in logged[0]
+    assert "operation One" in logged[1]
+    assert "variables" in logged[1]
