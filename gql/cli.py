@@ -78,7 +78,7 @@ def _lighten_log_records() -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
 
 
 def log_config(level: str) -> dict[str, Any]:
