@@ -31,7 +31,7 @@ def test_defaults() -> None:
         "max_page_size": 100,
         "default_page_size": 50,
         "db_pool_size": 10,
-        "db_max_overflow": 10,
+        "db_max_overflow": 0,
         "db_pool_timeout": 2.0,
         "db_connect_timeout": 2.0,
         "db_statement_timeout_ms": 15_000,
@@ -69,7 +69,7 @@ def test_defaults() -> None:
     assert settings.anonymous is Role.READER
     assert settings.write_policy.max_active_trees == 10
     assert settings.pool == PoolOptions(
-        size=10, max_overflow=10, timeout=2.0, statement_timeout_ms=15_000
+        size=10, max_overflow=0, timeout=2.0, statement_timeout_ms=15_000
     )
     assert settings.write_policy.retry.attempts == 3
 

@@ -206,6 +206,8 @@ async def test_sigterm_under_load_lets_every_request_in_flight_finish_then_exits
     env = deployment.env | {
         "TREEGATE_SHUTDOWN_GRACE_S": "15",
         "TREEGATE_DB_LOCK_TIMEOUT_MS": "30000",
+        # A connection for each request held by the lock (none queues for the pool).
+        "TREEGATE_DB_POOL_SIZE": str(CLIENTS),
     }
     with server_process(env, server_log) as server:
         load = MixedLoad(server.base, deployment.key, sorted(initial), clients=CLIENTS)
