@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
+from db.engine import gate
 from db.faults import fault_of, is_connectivity
 from db.pg_reads import PgReads
 from db.reads import CoreReads, Reads
+
+T = TypeVar("T")
 
 
 class RequestFinished(RuntimeError):
@@ -39,6 +42,7 @@ class RequestConnection:
         self._raw: PoolProxiedConnection | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+        self._gate = gate(engine)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -61,7 +65,7 @@ class RequestConnection:
                 driver = (await self._connection.get_raw_connection()).driver_connection
             else:
                 if self._raw is None:
-                    self._raw = await self._engine.raw_connection()
+                    self._raw = await self._checkout(self._engine.raw_connection)
                 driver = self._raw.driver_connection
             try:
                 yield PgReads(driver)
@@ -77,9 +81,11 @@ class RequestConnection:
         pool = self._engine.sync_engine.pool
         if self._raw is not None:
             raw, self._raw = self._raw, None
+            self._gate.leave()
             pool._invalidate(raw, exc)
         elif self._connection is not None:
             connection, self._connection = self._connection, None
+            self._gate.leave()
             pool._invalidate(await connection.get_raw_connection(), exc, _checkin=False)
             await connection.invalidate(exc)
             await connection.close()
@@ -93,10 +99,20 @@ class RequestConnection:
             if self._connection is None:
                 # Kept at once, so that close() releases it even if this task is cancelled
                 # while the options are set.
-                self._connection = await self._engine.connect()
+                self._connection = await self._checkout(self._engine.connect)
                 # Reads run statement by statement: no BEGIN/ROLLBACK round trips around them.
                 await self._connection.execution_options(isolation_level="AUTOCOMMIT")
             yield self._connection
+
+    async def _checkout(self, connect: Callable[[], Awaitable[T]]) -> T:
+        """A connection from the pool, once admitted by the engine's gate (`db.engine.Gate`);
+        `_release` and `_drop_broken` let the next request in."""
+        await self._gate.enter()
+        try:
+            return await connect()
+        except BaseException:
+            self._gate.leave()
+            raise
 
     async def reset(self) -> None:
         """Give the connection back; the next use opens a fresh one (a new snapshot)."""
@@ -113,9 +129,15 @@ class RequestConnection:
         await self._release_raw()
         if self._connection is not None:
             connection, self._connection = self._connection, None
-            await connection.close()
+            try:
+                await connection.close()
+            finally:
+                self._gate.leave()
 
     async def _release_raw(self) -> None:
         if self._raw is not None:
             raw, self._raw = self._raw, None
-            await greenlet_spawn(raw.close)
+            try:
+                await greenlet_spawn(raw.close)
+            finally:
+                self._gate.leave()

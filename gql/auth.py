@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import keys
+from db.engine import gate
 from domain.outcomes import Identity
 from domain.transitions import Role
 
@@ -34,7 +35,7 @@ async def identify(
         return Identity(None, anonymous)
     if len(key) > 200:
         raise InvalidKey
-    async with engine.connect() as conn:
+    async with gate(engine).admitted(), engine.connect() as conn:
         found = await keys.find_active(conn, key)
     if found is None:
         raise InvalidKey

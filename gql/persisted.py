@@ -23,6 +23,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import persisted
+from db.engine import gate
 from db.persisted import sha256
 
 Mode = Literal["automatic", "allowlist"]
@@ -100,7 +101,7 @@ class PersistedQueries:
     async def _registered_document(self, digest: str) -> str | None:
         if digest in self._registered:
             return self._registered[digest]
-        async with self.engine.connect() as conn:
+        async with gate(self.engine).admitted(), self.engine.connect() as conn:
             found = await persisted.get(conn, digest)
         if found is None:
             return None
