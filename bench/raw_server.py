@@ -188,14 +188,13 @@ ABORT_CAS_SQL = (
     f"WHERE message_tree_id = $1::uuid AND state = 'growing' RETURNING {MOVED_COLUMNS}"
 )
 STATE_SQL = f"SELECT {MOVED_COLUMNS} FROM message_tree_state WHERE message_tree_id = $1::uuid"
-NEXT_SEQUENCE_SQL = (
-    "INSERT INTO treegate_counter (name, value) VALUES ('transition', 1) "
-    "ON CONFLICT (name) DO UPDATE SET value = treegate_counter.value + 1 RETURNING value"
-)
+# The counter's increment and the log row in one statement, as Treegate writes them (db/log.py).
 LOG_SQL = (
+    "WITH next_sequence AS (INSERT INTO treegate_counter (name, value) VALUES ('transition', 1) "
+    "ON CONFLICT (name) DO UPDATE SET value = treegate_counter.value + 1 RETURNING value) "
     "INSERT INTO treegate_transition "
     "(sequence, message_tree_id, from_state, to_state, operation, actor, reason, at) "
-    "VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8)"
+    "SELECT value, $1::uuid, $2, $3, $4, $5, $6, $7 FROM next_sequence RETURNING sequence"
 )
 NO_CANDIDATES = "no more candidates (waiting prompts with an accepted root by an enabled author)"
 
@@ -227,9 +226,7 @@ async def _log(
     reason: str,
     at: datetime,
 ) -> int:
-    sequence = int(await conn.fetchval(NEXT_SEQUENCE_SQL))
-    await conn.execute(LOG_SQL, sequence, tree_id, source, target, operation, actor, reason, at)
-    return sequence
+    return int(await conn.fetchval(LOG_SQL, tree_id, source, target, operation, actor, reason, at))
 
 
 def _moved(row: Any) -> dict[str, Json]:

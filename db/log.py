@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.tables import counter, transition
@@ -49,15 +49,18 @@ def to_transition(row: Row[*tuple[Any, ...]]) -> StateTransition:
     )
 
 
-async def next_value(conn: AsyncConnection, name: str) -> int:
-    """Increment a counter and return its new value; the row stays locked until commit."""
-    statement = (
+def _next_value_statement(conn: AsyncConnection, name: str) -> Any:
+    return (
         dialect_insert(conn, counter)
         .values(name=name, value=1)
         .on_conflict_do_update(index_elements=[counter.c.name], set_={"value": counter.c.value + 1})
         .returning(counter.c.value)
     )
-    return int((await conn.execute(statement)).scalar_one())
+
+
+async def next_value(conn: AsyncConnection, name: str) -> int:
+    """Increment a counter and return its new value; the row stays locked until commit."""
+    return int((await conn.execute(_next_value_statement(conn, name))).scalar_one())
 
 
 async def append(
@@ -71,8 +74,39 @@ async def append(
     reason: str | None,
     at: datetime,
 ) -> StateTransition:
-    entry = StateTransition(
-        sequence=await next_value(conn, LOG_COUNTER),
+    """Write one log row, its sequence taken from the counter (locked until commit).
+
+    Every write of every process waits for that lock, so it is taken last and held briefly:
+    on PostgreSQL the counter's increment and the row's insert are one statement (the
+    increment in a data-modifying WITH), one round trip before the COMMIT; SQLite, whose
+    transaction holds the database's write lock anyway, runs the two in turn.
+    """
+    values = {
+        "message_tree_id": tree_id,
+        "from_state": None if from_state is None else from_state.value,
+        "to_state": to_state.value,
+        "operation": operation.value,
+        "actor": actor,
+        "reason": reason,
+        "at": at,
+    }
+    if conn.dialect.name == "postgresql":
+        sequence = _next_value_statement(conn, LOG_COUNTER).cte("next_sequence")
+        row = select(
+            sequence.c.value,
+            *(literal(value, transition.c[name].type) for name, value in values.items()),
+        )
+        statement = (
+            transition.insert()
+            .from_select(["sequence", *values], row)
+            .returning(transition.c.sequence)
+        )
+        number = int((await conn.execute(statement)).scalar_one())
+    else:
+        number = await next_value(conn, LOG_COUNTER)
+        await conn.execute(transition.insert().values(sequence=number, **values))
+    return StateTransition(
+        sequence=number,
         message_tree_id=tree_id,
         from_state=from_state,
         to_state=to_state,
@@ -81,19 +115,6 @@ async def append(
         reason=reason,
         at=at,
     )
-    await conn.execute(
-        transition.insert().values(
-            sequence=entry.sequence,
-            message_tree_id=tree_id,
-            from_state=None if from_state is None else from_state.value,
-            to_state=to_state.value,
-            operation=operation.value,
-            actor=actor,
-            reason=reason,
-            at=at,
-        )
-    )
-    return entry
 
 
 async def newest_for_trees(
