@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install browser audit-tools run test lint format schema clean bench soak bench-import
+.PHONY: install browser audit-tools bench-tools run test lint format schema clean bench soak bench-import
 
 install: $(STAMP)
 
@@ -66,10 +66,19 @@ format: install
 schema: install
 	$(BIN)/treegate export-schema
 
-# The benchmark (not part of `make test`): seeds or reuses a PostgreSQL database, serves Treegate
-# and a raw ceiling server, loads both with wrk (apt-get installs it when missing) and prints a
+# The benchmark (not part of `make test`): seeds or reuses a PostgreSQL database, serves Treegate,
+# PostGraphile 5 (npm packages pinned by bench/postgraphile's lock file, Node.js 22 among them)
+# and a raw ceiling server, loads them with wrk (apt-get installs it when missing) and prints a
 # table. Flags go through ARGS, e.g. `make bench ARGS="--duration 5"` (README: Benchmarks).
-bench: install
+BENCH_PEER_DIR := bench/postgraphile
+BENCH_PEER_STAMP := $(BENCH_PEER_DIR)/node_modules/.package-lock.json
+
+bench-tools: $(BENCH_PEER_STAMP)
+
+$(BENCH_PEER_STAMP): $(BENCH_PEER_DIR)/package.json $(BENCH_PEER_DIR)/package-lock.json
+	npm ci --prefix $(BENCH_PEER_DIR) --no-audit --no-fund --loglevel=error
+
+bench: install bench-tools
 	$(BIN)/python -m bench.run $(ARGS)
 
 # The soak run (not part of `make test`): ten minutes of mixed load on a throwaway PostgreSQL

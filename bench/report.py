@@ -1,20 +1,45 @@
 """The results: medians per (query, server), the targets, the printed table and the JSON file.
 
 The table is rendered from the same dictionary that is saved, so the two never disagree.
+
+Servers (their exact settings are in the results' `servers`):
+
+- `treegate`: `treegate serve` at the product's defaults (only `TREEGATE_DATABASE_URL` given);
+- `treegate-nocache`: the same with `TREEGATE_COUNT_CACHE_S=0 TREEGATE_RESPONSE_CACHE_S=0`;
+- `treegate-overflow10` (Q2 only, `--overflow-row`): caches off and the former pool default
+  `TREEGATE_DB_MAX_OVERFLOW=10`, to show what the pool default change did;
+- `postgraphile`: PostGraphile 5, amber preset (Q1, Q2, Q4);
+- `raw-10`, `raw-32`: the hand-written ceiling with 10 and 32 pooled connections; every ratio
+  uses the faster of the two for that query (`raw_best`).
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SERVERS = ("treegate", "raw")
-RATIO_TARGETS = {"Q1": 0.85, "Q2": 0.85, "Q3": 0.9, "Q4": 0.7}
+TREEGATE = "treegate"
+NOCACHE = "treegate-nocache"
+OVERFLOW = "treegate-overflow10"
+POSTGRAPHILE = "postgraphile"
+TREEGATE_CONFIGS = (TREEGATE, NOCACHE)
+"""The Treegate configurations the ratios are given for."""
+PEER_QUERIES = ("Q1", "Q2", "Q4")
+NOCACHE_VS_PEER_RPS = 1.0
+NOCACHE_VS_PEER_P99 = 1.5
+NOCACHE_VS_RAW_Q2 = 0.7
+CACHED_VS_PEER = {"Q1": 1.3, "Q4": 1.3}
+Q5_VS_RAW = 0.8
 RSS_TARGET_MIB = 150.0
 SCALE_P50_FACTOR = 2.0
+POLL_GROWTH = 1.5
+POLL_SLACK_PER_S = 2.0
+"""POLL is flat when the figure at the most pollers is at most 1.5x the figure at the fewest,
+plus 2 per second (executions and transactions per second are small numbers: about 1 and 3)."""
 
 
 @dataclass(slots=True)
@@ -51,73 +76,158 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
     }
 
 
-def ratio(entry: dict[str, Any]) -> float | None:
-    servers = entry["servers"]
-    raw = servers.get("raw", {}).get("rps")
-    treegate = servers.get("treegate", {}).get("rps")
-    if not raw or treegate is None:
+def is_raw(name: str) -> bool:
+    return name == "raw" or name.startswith("raw-")
+
+
+def is_treegate(name: str) -> bool:
+    return name == TREEGATE or name.startswith(TREEGATE + "-")
+
+
+def raw_best(servers: dict[str, dict[str, Any]], key: str = "rps") -> str | None:
+    """The raw server instance with the most `key` (req/s, or Q5's draws/s)."""
+    found = [(stats[key], name) for name, stats in servers.items() if is_raw(name) and stats]
+    return max(found)[1] if found else None
+
+
+def _ratio(numerator: float | None, denominator: float | None, digits: int = 3) -> float | None:
+    if numerator is None or not denominator:
         return None
-    return round(float(treegate) / float(raw), 3)
+    return round(float(numerator) / float(denominator), digits)
+
+
+def ratios(entry: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """req/s of each Treegate configuration over PostGraphile's and over the best raw's."""
+    servers = entry["servers"]
+    best = entry.get("raw_best")
+    peer = servers.get(POSTGRAPHILE, {}).get("rps")
+    raw = servers.get(best, {}).get("rps") if best else None
+    out: dict[str, dict[str, float | None]] = {}
+    for name in TREEGATE_CONFIGS:
+        rps = servers.get(name, {}).get("rps")
+        if rps is not None:
+            out[name] = {"postgraphile": _ratio(rps, peer), "raw": _ratio(rps, raw)}
+    return out
 
 
 def _find(queries: list[dict[str, Any]], query: str, trees: int) -> dict[str, Any] | None:
     return next((q for q in queries if q["id"] == query and q["trees"] == trees), None)
 
 
+def _stat(entry: dict[str, Any] | None, server: str, key: str) -> float | None:
+    if entry is None:
+        return None
+    value = entry["servers"].get(server, {}).get(key)
+    return None if value is None else float(value)
+
+
+def _target(name: str, value: Any, passed: bool | None) -> dict[str, Any]:
+    return {"name": name, "value": value, "pass": passed}
+
+
+def _at_least(name: str, value: float | None, floor: float) -> dict[str, Any]:
+    return _target(name, value, None if value is None else value >= floor)
+
+
+def _at_most(name: str, value: float | None, ceiling: float) -> dict[str, Any]:
+    return _target(name, value, None if value is None else value <= ceiling)
+
+
+def _poll_flat(polling: list[dict[str, Any]], key: str, label: str) -> dict[str, Any]:
+    ordered = sorted(polling, key=lambda p: p["pollers"])
+    span = f"{ordered[0]['pollers']}-{ordered[-1]['pollers']}" if ordered else "1-200"
+    name = f"POLL {label} flat, {span} pollers (<= {POLL_GROWTH:g}x + {POLL_SLACK_PER_S:g}/s)"
+    if len(ordered) < 2:
+        return _target(name, None, None)
+    first, last = float(ordered[0][key]), float(ordered[-1][key])
+    value = f"{first:g} -> {last:g}"
+    return _target(name, value, last <= first * POLL_GROWTH + POLL_SLACK_PER_S)
+
+
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, each with its value and PASS/FAIL (or not run)."""
+    """The targets, each with its value and PASS/FAIL (or not run), all from this run."""
     queries: list[dict[str, Any]] = result["queries"]
     base = result["config"]["trees"]
     out: list[dict[str, Any]] = []
-    for query, floor in RATIO_TARGETS.items():
+    for query in PEER_QUERIES:
         entry = _find(queries, query, base)
-        value = None if entry is None else entry.get("ratio")
         out.append(
-            {
-                "name": f"{query} Treegate/raw req/s >= {floor}",
-                "value": value,
-                "pass": None if value is None else value >= floor,
-            }
+            _at_least(
+                f"{query} {NOCACHE}/postgraphile req/s >= {NOCACHE_VS_PEER_RPS:g}",
+                _ratio(_stat(entry, NOCACHE, "rps"), _stat(entry, POSTGRAPHILE, "rps")),
+                NOCACHE_VS_PEER_RPS,
+            )
+        )
+        out.append(
+            _at_most(
+                f"{query} {NOCACHE}/postgraphile p99 <= {NOCACHE_VS_PEER_P99:g}",
+                _ratio(_stat(entry, NOCACHE, "p99_ms"), _stat(entry, POSTGRAPHILE, "p99_ms")),
+                NOCACHE_VS_PEER_P99,
+            )
+        )
+    q2 = _find(queries, "Q2", base)
+    best = None if q2 is None else q2.get("raw_best")
+    out.append(
+        _at_least(
+            f"Q2 {NOCACHE}/raw-best req/s >= {NOCACHE_VS_RAW_Q2:g}",
+            _ratio(_stat(q2, NOCACHE, "rps"), _stat(q2, best, "rps") if best else None),
+            NOCACHE_VS_RAW_Q2,
+        )
+    )
+    for query, floor in CACHED_VS_PEER.items():
+        entry = _find(queries, query, base)
+        out.append(
+            _at_least(
+                f"{query} {TREEGATE}/postgraphile req/s >= {floor:g}",
+                _ratio(_stat(entry, TREEGATE, "rps"), _stat(entry, POSTGRAPHILE, "rps")),
+                floor,
+            )
         )
     q5 = _find(queries, "Q5", base)
-    violations = None if q5 is None else sum(s["violations"] for s in q5["q5"].values())
+    q5_value = None
+    violations = None
+    if q5 is not None:
+        stats = q5["q5"]
+        best5 = q5.get("raw_best")
+        if TREEGATE in stats and best5:
+            q5_value = _ratio(stats[TREEGATE]["draws_per_s"], stats[best5]["draws_per_s"])
+        violations = sum(s["violations"] for s in stats.values())
+    out.append(_at_least(f"Q5 {TREEGATE}/raw-best draws/s >= {Q5_VS_RAW:g}", q5_value, Q5_VS_RAW))
     out.append(
-        {
-            "name": "Q5 invariant violations == 0",
-            "value": violations,
-            "pass": None if violations is None else violations == 0,
-        }
+        _target(
+            "Q5 invariant violations == 0",
+            violations,
+            None if violations is None else violations == 0,
+        )
     )
     peaks = [
-        q["servers"]["treegate"]["peak_rss_mib"]
+        (stats["peak_rss_mib"], name)
         for q in queries
-        if q["servers"].get("treegate", {}).get("peak_rss_mib") is not None
+        for name, stats in q["servers"].items()
+        if is_treegate(name) and stats.get("peak_rss_mib") is not None
     ]
     peak = max(peaks) if peaks else None
     out.append(
-        {
-            "name": f"Treegate peak RSS <= {RSS_TARGET_MIB:g} MiB",
-            "value": peak,
-            "pass": None if peak is None else peak <= RSS_TARGET_MIB,
-        }
+        _target(
+            f"peak RSS of every Treegate configuration <= {RSS_TARGET_MIB:g} MiB",
+            None if peak is None else f"{peak[0]:g} ({peak[1]})",
+            None if peak is None else peak[0] <= RSS_TARGET_MIB,
+        )
     )
+    polling: list[dict[str, Any]] = result.get("polling") or []
+    out.append(_poll_flat(polling, "executions_per_s", "executions/s"))
+    out.append(_poll_flat(polling, "db_transactions_per_s", "db transactions/s"))
     scale = result["config"].get("scale")
     if scale:
         for query in ("Q1", "Q2"):
             small, large = _find(queries, query, base), _find(queries, query, scale)
-            value = None
-            if small and large:
-                value = round(
-                    large["servers"]["treegate"]["p50_ms"] / small["servers"]["treegate"]["p50_ms"],
-                    2,
-                )
             out.append(
-                {
-                    "name": f"{query} Treegate p50 at {scale:,} trees <= "
+                _at_most(
+                    f"{query} {TREEGATE} p50 at {scale:,} trees <= "
                     f"{SCALE_P50_FACTOR:g}x p50 at {base:,}",
-                    "value": value,
-                    "pass": None if value is None else value <= SCALE_P50_FACTOR,
-                }
+                    _ratio(_stat(large, TREEGATE, "p50_ms"), _stat(small, TREEGATE, "p50_ms"), 2),
+                    SCALE_P50_FACTOR,
+                )
             )
     return out
 
@@ -126,10 +236,24 @@ def _num(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def _ratio_text(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}x"
+
+
+def _describe_servers(servers: dict[str, dict[str, Any]]) -> Iterable[str]:
+    for name, spec in servers.items():
+        given = " ".join(f"{k}={v}" for k, v in spec.get("env", {}).items() if k != "PORT")
+        lines = [f"  {name:<20} {spec.get('summary', '')}"]
+        if given:
+            lines.append(f"  {'':<20} env: {given}")
+        yield from lines
+
+
 def render(result: dict[str, Any]) -> str:
     machine, versions, config = result["machine"], result["versions"], result["config"]
     tree = result["treegate"]
     label = f" ({result['label']})" if result.get("label") else ""
+    peer = versions.get("postgraphile_stack", {})
     lines = [
         f"Treegate benchmark{label}, {result['date']}",
         f"treegate  {tree['root']} at {tree['revision'] or 'an unknown revision'}",
@@ -149,8 +273,19 @@ def render(result: dict[str, Any]) -> str:
                 ("orjson", "orjson"),
                 ("wrk", "wrk"),
             )
+            if key in versions
         ),
     ]
+    if peer:
+        lines.append(
+            f"          PostGraphile {peer.get('postgraphile')} (grafast {peer.get('grafast')}, "
+            f"grafserv {peer.get('grafserv')}, pg {peer.get('pg')}) on Node.js {peer.get('node')}"
+        )
+    for busy in machine.get("busy", []):
+        lines.append(
+            f"busy      {busy['cpu_busy']:.0%} of the CPU was busy before {busy['before']} "
+            f"(other work on the machine): {'; '.join(busy['processes'])}"[:200]
+        )
     for db in result["databases"].values():
         made = (
             f"reused, seeded {db['seeded_at']} in {db['seed_seconds']:.1f} s"
@@ -166,42 +301,52 @@ def render(result: dict[str, Any]) -> str:
         f"(Q5: -c{config['q5_connections']}) on 127.0.0.1, {config['duration_s']} s per run "
         f"after a {config['warmup_s']} s warm-up, median of {config['repeat']}, "
         "servers alternated",
-        f"servers   one uvicorn process each (uvloop, httptools, log level "
-        f"{config['log_level']}); {config['pool_size']} database connections each "
-        f"(TREEGATE_DB_POOL_SIZE={config['pool_size']}, TREEGATE_DB_MAX_OVERFLOW=0); "
-        f"lottery cap {config['max_active_trees']}",
+        "servers",
+        *_describe_servers(result.get("servers", {})),
         "",
-        f"{'query':<40} {'trees':>9}  {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'RSS MiB':>8} {'TG/raw':>7}  same JSON",
+        f"{'query':<36} {'trees':>7}  {'server':<20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'RSS MiB':>8} {'vs PGL':>7} {'vs raw':>7}  answers",
     ]
     for entry in result["queries"]:
-        check = entry.get("verification", {})
-        same = "bytes" if check.get("bytes_identical") else "parsed" if check.get("equal") else "NO"
-        for index, server in enumerate(SERVERS):
-            stats = entry["servers"].get(server, {})
+        checks = entry.get("verification", {})
+        best = entry.get("raw_best")
+        entry_ratios = entry.get("ratios", {})
+        for index, (server, stats) in enumerate(entry["servers"].items()):
             head = (
-                f"{entry['id'] + ' ' + entry['title']:<40} {entry['trees']:>9,}"
+                f"{entry['id'] + ' ' + entry['title']:<36} {entry['trees']:>7,}"
                 if index == 0
-                else " " * 50
+                else " " * 44
             )
-            tail = f"{_num(entry.get('ratio'), 3):>7}  {same}" if index == 0 else ""
+            shown = server + (" *" if server == best else "")
+            mine = entry_ratios.get(server, {})
+            check = checks.get(server, {})
+            same = check.get("how", "")
             errors = f"  errors {stats['errors']}" if stats.get("errors") else ""
             lines.append(
-                f"{head}  {server:<8} {_num(stats.get('rps')):>9} "
+                f"{head}  {shown:<20} {_num(stats.get('rps')):>9} "
                 f"{_num(stats.get('p50_ms'), 2):>8} {_num(stats.get('p99_ms'), 2):>8} "
-                f"{_num(stats.get('peak_rss_mib')):>8} {tail}{errors}".rstrip()
+                f"{_num(stats.get('peak_rss_mib')):>8} "
+                f"{_ratio_text(mine.get('postgraphile')):>7} {_ratio_text(mine.get('raw')):>7}"
+                f"  {same}{errors}".rstrip()
             )
         if "q5" in entry:
-            parts = [
-                f"{server}: {q['draws_per_s']:.1f} draws/s, {q['log_rows']} log rows, "
-                f"{q['violations']} violations"
-                for server, q in entry["q5"].items()
-            ]
-            lines.append(" " * 50 + "  " + "; ".join(parts))
+            best5 = entry.get("raw_best")
+            best_draws = entry["q5"][best5]["draws_per_s"] if best5 else None
+            for server, q in entry["q5"].items():
+                mark = " *" if server == best5 else ""
+                versus = _ratio(q["draws_per_s"], best_draws) if is_treegate(server) else None
+                lines.append(
+                    " " * 44
+                    + f"  {server + mark:<20} {q['draws_per_s']:.1f} draws/s"
+                    + (f" ({versus:.2f}x raw)" if versus is not None else "")
+                    + f", {q['log_rows']} log rows, {q['violations']} violations"
+                )
+    lines.append("  (* the faster raw server of the query, the one the 'vs raw' ratios use)")
     if result.get("polling"):
         lines += [
             "",
-            "POLL one GET query (the dashboard's counts) with If-None-Match, 1 s shared answers",
+            "POLL one GET query (the dashboard's counts) with If-None-Match, Treegate at its "
+            "defaults (1 s shared answers)",
             f"{'pollers':>8} {'req/s':>10} {'p50 ms':>8} {'executions/s':>13} "
             f"{'db transactions/s':>18} {'304s':>7}",
         ]
@@ -216,7 +361,7 @@ def render(result: dict[str, Any]) -> str:
         verdict = {True: "PASS", False: "FAIL", None: "n/a "}[target["pass"]]
         value = target["value"]
         shown = "not run" if value is None else f"{value:g}" if isinstance(value, float) else value
-        lines.append(f"  {verdict}  {target['name']:<52} {shown}")
+        lines.append(f"  {verdict}  {target['name']:<62} {shown}")
     return "\n".join(lines)
 
 

