@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -112,41 +113,48 @@ class Gate:
     `asyncio.Queue` hands the returned item to whoever asks first, and the woken waiter joins
     the back of the line), and each wait goes through `asyncio.wait_for`, whose task adds
     turns of the event loop: under load a few unlucky requests waited many times over, which
-    set the 99th percentile. Requests first pass this gate, a semaphore as wide as the pool
-    that admits strictly in arrival order (CPython 3.11.1+), so the pool itself never makes
-    anyone wait. The wait at the gate is bounded by the pool timeout and ends as the pool's
-    would (`sqlalchemy.exc.TimeoutError`: 503 `pool_timeout`).
+    set the 99th percentile. Requests first pass this gate, as wide as the pool: a request
+    leaving hands its place straight to the longest waiting one, so nobody overtakes, and the
+    pool itself never makes anyone wait. The wait is bounded by the pool timeout and ends as
+    the pool's would (`sqlalchemy.exc.TimeoutError`: 503 `pool_timeout`).
     """
 
     def __init__(self, width: int, timeout: float) -> None:
         self.width = width
         self.timeout = timeout
-        self._semaphores: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, asyncio.Semaphore
-        ] = weakref.WeakKeyDictionary()
-
-    def _semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        semaphore = self._semaphores.get(loop)
-        if semaphore is None:
-            semaphore = self._semaphores[loop] = asyncio.Semaphore(self.width)
-        return semaphore
+        self._free = width
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     async def enter(self) -> None:
-        semaphore = self._semaphore()
-        if not semaphore.locked():
-            await semaphore.acquire()  # returns at once
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
             return
+        loop = asyncio.get_running_loop()
+        place: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(place)
+        expiry = loop.call_later(self.timeout, _expire, place, self.timeout)
         try:
-            async with asyncio.timeout(self.timeout):
-                await semaphore.acquire()
-        except TimeoutError:
-            raise PoolTimeout(
-                f"no connection free within {self.timeout} s (TREEGATE_DB_POOL_TIMEOUT)"
-            ) from None
+            await place
+        except BaseException:
+            if place.done() and not place.cancelled() and place.exception() is None:
+                self.leave()  # handed a place while being cancelled: pass it on
+            raise
+        finally:
+            expiry.cancel()
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a connection now."""
+        return sum(not place.done() for place in self._waiters)
 
     def leave(self) -> None:
-        self._semaphore().release()
+        waiters = self._waiters
+        while waiters:
+            place = waiters.popleft()
+            if not place.done():  # not cancelled, not expired
+                place.set_result(None)
+                return
+        self._free += 1
 
     @asynccontextmanager
     async def admitted(self) -> AsyncIterator[None]:
@@ -155,6 +163,13 @@ class Gate:
             yield
         finally:
             self.leave()
+
+
+def _expire(place: asyncio.Future[None], timeout: float) -> None:
+    if not place.done():
+        place.set_exception(
+            PoolTimeout(f"no connection free within {timeout} s (TREEGATE_DB_POOL_TIMEOUT)")
+        )
 
 
 _GATES: weakref.WeakKeyDictionary[Engine, Gate] = weakref.WeakKeyDictionary()

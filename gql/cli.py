@@ -88,11 +88,12 @@ def log_config(level: str) -> dict[str, Any]:
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config["formatters"]["treegate"] = {
-        "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        "()": "gql.logs.Formatter",
+        "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
     }
     config["handlers"]["treegate"] = {
         "formatter": "treegate",
-        "class": "logging.StreamHandler",
+        "class": "gql.logs.BatchedStreamHandler",
         "stream": "ext://sys.stderr",
     }
     config["loggers"]["treegate"] = {
