@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, and_, case, func, select, text
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.selectable import Join
 
+from db.statements import Query, fetch_in_transaction
 from db.tables import message, user, user_stats
 from db.tables import message_tree_state as mts
 from domain.lottery import MONTH, Author
@@ -36,7 +39,7 @@ async def count_growing(conn: AsyncConnection, lang: str) -> int:
     return int((await conn.execute(query)).scalar_one())
 
 
-def _candidates(lang: str) -> tuple[ColumnElement[bool], ...]:
+def _candidates(lang: Any) -> tuple[ColumnElement[bool], ...]:
     """Waiting trees of the language whose root is accepted and not deleted, by an author who
     is enabled and not deleted (Open-Assistant's candidates)."""
     return (
@@ -55,28 +58,41 @@ def _candidate_join() -> Join:
     )
 
 
-async def candidate_authors(conn: AsyncConnection, lang: str) -> list[Author]:
-    """Distinct authors of the candidates, with this month's `reply_ranked_1` (0 if missing)."""
+@lru_cache(maxsize=1)
+def _authors() -> Select[Any]:
     joined = _candidate_join().outerjoin(
         user_stats, and_(user_stats.c.user_id == user.c.id, user_stats.c.time_frame == MONTH)
     )
-    query = (
+    return (
         select(user.c.id, func.coalesce(func.max(user_stats.c.reply_ranked_1), 0))
         .select_from(joined)
-        .where(*_candidates(lang))
+        .where(*_candidates(bindparam("lang")))
         .group_by(user.c.id)
     )
-    return [Author(user_id, int(ranked)) for user_id, ranked in await conn.execute(query)]
+
+
+@lru_cache(maxsize=1)
+def _prompts() -> Select[Any]:
+    return (
+        select(mts.c.message_tree_id)
+        .select_from(_candidate_join())
+        .where(*_candidates(bindparam("lang")), message.c.user_id == bindparam("user_id"))
+    )
+
+
+async def candidate_authors(conn: AsyncConnection, lang: str) -> list[Author]:
+    """Distinct authors of the candidates, with this month's `reply_ranked_1` (0 if missing).
+
+    Thousands of rows for a busy language, read on every draw: on PostgreSQL as asyncpg's
+    records, within the connection's transaction (`db.statements.fetch_in_transaction`)."""
+    rows = await fetch_in_transaction(conn, Query(_authors(), {"lang": lang}))
+    return [Author(user_id, int(ranked)) for user_id, ranked in rows]
 
 
 async def author_prompts(conn: AsyncConnection, lang: str, user_id: UUID) -> list[UUID]:
     """The author's candidate trees in the language."""
-    query = (
-        select(mts.c.message_tree_id)
-        .select_from(_candidate_join())
-        .where(*_candidates(lang), message.c.user_id == user_id)
-    )
-    return list((await conn.execute(query)).scalars())
+    rows = await fetch_in_transaction(conn, Query(_prompts(), {"lang": lang, "user_id": user_id}))
+    return [row[0] for row in rows]
 
 
 async def counts_by_language(conn: AsyncConnection, lang: str | None) -> dict[str, tuple[int, int]]:

@@ -87,6 +87,16 @@ async def fetchrow_asyncpg(driver: Driver, query: Query) -> Any:
     return await driver.fetchrow(compiled(query.statement).sql, *_arguments(query))
 
 
+async def fetch_in_transaction(conn: AsyncConnection, query: Query) -> Sequence[Any]:
+    """The rows of `query` on `conn`, inside the transaction it is in: on PostgreSQL run on
+    asyncpg itself (its records, read by position; no SQLAlchemy row processing, which costs
+    more than the query for thousands of rows), elsewhere through SQLAlchemy."""
+    if conn.dialect.name != "postgresql":
+        return list(await run_core(conn, query))
+    driver = (await conn.get_raw_connection()).driver_connection
+    return await fetch_asyncpg(driver, query)
+
+
 async def run_core(conn: AsyncConnection, query: Query) -> Result[Any]:
     """The rows through SQLAlchemy (rows read by position or by name)."""
     return await conn.execute(query.statement, query.params)

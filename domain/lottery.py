@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 from uuid import UUID
 
 MONTH = "month"
 """The `user_stats.time_frame` whose `reply_ranked_1` weights an author."""
 
 
-@dataclass(frozen=True, slots=True)
-class Author:
-    """An author with waiting prompts, and how many of their replies ranked first this month."""
+class Author(NamedTuple):
+    """An author with waiting prompts, and how many of their replies ranked first this month.
+
+    A named tuple: a draw reads every candidate author of the language, thousands of them."""
 
     user_id: UUID
     reply_ranked_1: int
@@ -27,8 +28,9 @@ def pick_author(authors: Sequence[Author], rng: random.Random) -> Author:
     """An author drawn with weight `reply_ranked_1 + 1`."""
     if not authors:
         raise ValueError("no authors to draw from")
-    ordered = sorted(authors, key=lambda a: a.user_id)  # the draw must not depend on row order
-    return rng.choices(ordered, weights=[a.weight for a in ordered], k=1)[0]
+    # The draw must not depend on row order: by user id (ids are distinct, so tuples sort so).
+    ordered = sorted(authors)
+    return rng.choices(ordered, weights=[max(ranked, 0) + 1 for _, ranked in ordered], k=1)[0]
 
 
 def pick_prompt(tree_ids: Sequence[UUID], rng: random.Random) -> UUID:
