@@ -104,6 +104,8 @@ class Metrics:
     def operation(self, name: str | None) -> str:
         if name is None:
             return "anonymous"
+        if name in self._names:
+            return name
         if not _NAME.match(name):
             return "other"
         if name not in self._names:
