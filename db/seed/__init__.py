@@ -5,7 +5,7 @@
 `random.Random(seed)`. Dates are offsets from a fixed base date, so the same `(trees, seed)`
 always gives identical data. `seed(engine, trees, seed)` writes the batches in one transaction.
 
-The shape follows the published oasst2 dataset (see OPEN_ASSISTANT.md): trees by state in the
+The shape follows the published oasst2 dataset (see docs/open-assistant.md): trees by state in the
 oasst2 proportions (allocated by largest remainder, so they sum to exactly `trees`), languages
 skewed like oasst2's messages, about three messages per tree, and authors drawn from a Zipf-like
 distribution so that a few users are prolific.

@@ -16,7 +16,7 @@ from db.migrate import VERSION_TABLE, current_revision, head_revision, upgrade
 from db.tables import OPEN_ASSISTANT_TABLES, metadata
 from tests.db.fresh import describe, fresh_engine, table_names
 
-# OPEN_ASSISTANT.md: column -> (PostgreSQL type, nullable).
+# docs/open-assistant.md: column -> (PostgreSQL type, nullable).
 TREE_STATE_COLUMNS = {
     "message_tree_id": ("uuid", False),
     "goal_tree_size": ("integer", False),

@@ -1,6 +1,6 @@
 """Guards, `find_rule` over every (from, to, operation), and the outcome codec.
 
-The expected table is transcribed from DESIGN.md ("The transition table") here, independently of
+The expected table is transcribed from docs/design.md ("The transition table") here, independently of
 `domain.transitions`, so a wrong row in the code shows up as a wrong cell.
 """
 
@@ -41,7 +41,7 @@ S = State
 OP = Operation
 WON = datetime(2023, 4, 1, 12, 0, tzinfo=UTC)
 
-# DESIGN.md, row by row: (from, to) -> (operation, guard). Roles: operator for transitionTree
+# docs/design.md, row by row: (from, to) -> (operation, guard). Roles: operator for transitionTree
 # and the lottery, moderator for halt and resume.
 _ROWS: dict[tuple[State, State], tuple[Operation, Guard | None]] = {
     (S.INITIAL_PROMPT_REVIEW, S.PROMPT_LOTTERY_WAITING): (
@@ -74,7 +74,7 @@ _ROLE = {
 
 
 def expected_rule(source: State, target: State, operation: Operation) -> str | Transition:
-    """The row, or the name of the rejection reason, as DESIGN.md reads."""
+    """The row, or the name of the rejection reason, as docs/design.md reads."""
     row = _ROWS.get((source, target))
     if row is not None and row[0] is operation:
         return Transition(source, target, _ROLE[operation], operation, row[1])

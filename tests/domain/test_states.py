@@ -6,7 +6,7 @@ import pytest
 
 from domain.states import STATE_DESCRIPTIONS, TERMINAL_STATES, State, is_active
 
-# Transcribed from OPEN_ASSISTANT.md ("States"): the value and whether it is terminal.
+# Transcribed from docs/open-assistant.md ("States"): the value and whether it is terminal.
 OPEN_ASSISTANT_STATES = {
     "initial_prompt_review": False,
     "growing": False,

@@ -1,4 +1,4 @@
-"""The transition table, checked cell by cell against DESIGN.md's literal table."""
+"""The transition table, checked cell by cell against the table in docs/design.md."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ OP = Operation
 
 _NOT_HALTED = [s for s in State if s is not S.HALTED_BY_MODERATOR]
 
-# Transcribed from DESIGN.md, "The transition table": (from, to, role, operation, guard).
+# Transcribed from docs/design.md, "The transition table": (from, to, role, operation, guard).
 EXPECTED: set[tuple[State, State, Role, Operation, Guard | None]] = {
     (
         S.INITIAL_PROMPT_REVIEW,

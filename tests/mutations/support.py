@@ -1,6 +1,6 @@
 """Helpers of the mutation tests: documents, callers with API keys, trees and DB snapshots.
 
-Expectations are computed from what a test inserted and from DESIGN.md's table as transcribed in
+Expectations are computed from what a test inserted and from docs/design.md's table as transcribed in
 `DESIGN_ROWS` below, never from `domain.transitions`.
 """
 
@@ -21,7 +21,7 @@ from tests.factories import TreeSpec, add_tree, add_user, payload
 
 S = State
 
-# DESIGN.md's transitionTree rows (from, to); every other pair is refused by transitionTree.
+# docs/design.md's transitionTree rows (from, to); every other pair is refused by transitionTree.
 TRANSITION_TREE_ROWS: frozenset[tuple[State, State]] = frozenset(
     {
         (S.INITIAL_PROMPT_REVIEW, S.PROMPT_LOTTERY_WAITING),
@@ -38,7 +38,7 @@ TRANSITION_TREE_ROWS: frozenset[tuple[State, State]] = frozenset(
     }
 )
 LOTTERY_ROW = (S.PROMPT_LOTTERY_WAITING, S.GROWING)
-# Open-Assistant's TERMINAL_STATES (inactive), from OPEN_ASSISTANT.md / DESIGN.md.
+# Open-Assistant's TERMINAL_STATES (inactive), from docs/open-assistant.md.
 INACTIVE = frozenset(
     {
         S.READY_FOR_EXPORT,

@@ -1,4 +1,4 @@
-"""A seeded random walk of mutations, checked step by step against a model of DESIGN.md's table;
+"""A seeded random walk of mutations, checked step by step against a model of docs/design.md's table;
 afterwards, replaying each tree's log gives its current state."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ ENTRY = (S.INITIAL_PROMPT_REVIEW, S.BACKLOG_RANKING)
 
 
 class Model:
-    """Where each tree should be, and whether it won the lottery, by DESIGN.md's rules."""
+    """Where each tree should be, and whether it won the lottery, by docs/design.md's rules."""
 
     def __init__(self, trees: dict[uuid.UUID, State]) -> None:
         self.state = dict(trees)

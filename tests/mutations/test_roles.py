@@ -32,7 +32,7 @@ from tests.mutations.support import (
 
 S = State
 WON = datetime(2023, 4, 1, 12, 0, tzinfo=UTC)
-# DESIGN.md, "Roles and keys": each role includes the ones before it.
+# docs/design.md, "Roles and keys": each role includes the ones before it.
 RANK = {"reader": 1, "operator": 2, "moderator": 3, "admin": 4}
 QUERY = """query($id: UUID!) { result: messageTreeState(messageTreeId: $id) { __typename state }
   log: transitionLog { nodes { sequence } } }"""

@@ -1,4 +1,4 @@
-"""transitionTree applies every transitionTree row of DESIGN.md's table, over HTTP.
+"""transitionTree applies every transitionTree row of docs/design.md's table, over HTTP.
 
 Also: entering GROWING (only the lottery and resumeTree do) sets `wonPromptLotteryDate` only when
 it is null.
