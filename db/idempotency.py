@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.tables import idempotency
@@ -68,7 +68,19 @@ async def record(conn: AsyncConnection, *, scope: str, key: str, result: dict[st
     await conn.execute(update(idempotency).where(same).values(result=result))
 
 
-async def prune(conn: AsyncConnection, now: datetime) -> int:
-    """Delete expired keys; returns how many."""
-    result = await conn.execute(delete(idempotency).where(idempotency.c.expires_at <= now))
+PRUNE_BATCH = 1000
+"""Expired keys deleted per statement: each batch is a short transaction of its own."""
+
+
+async def prune_batch(conn: AsyncConnection, now: datetime, limit: int = PRUNE_BATCH) -> int:
+    """Delete up to `limit` expired keys (oldest first, by the `expires_at` index)."""
+    expired = (
+        select(idempotency.c.scope, idempotency.c.key)
+        .where(idempotency.c.expires_at <= now)
+        .order_by(idempotency.c.expires_at)
+        .limit(limit)
+    )
+    result = await conn.execute(
+        delete(idempotency).where(tuple_(idempotency.c.scope, idempotency.c.key).in_(expired))
+    )
     return int(result.rowcount)

@@ -23,13 +23,14 @@ from db.engine import breaker, create_engine
 from db.faults import RETRY_AFTER_S, fault_of
 from gql import dashboard
 from gql.fast_lane import TreegateApp
-from gql.graphiql import localize, static_mount
+from gql.graphiql import localize, static_mount, with_example_query
 from gql.http import GraphQLEndpoint
 from gql.middleware import RequestIdMiddleware
 from gql.persisted import PersistedQueries
 from gql.settings import Settings
 from resolvers.caches import Caches, SharedCache
-from resolvers.context import Limits
+from resolvers.context import Limits, utc_now
+from resolvers.maintenance import Pruner
 from schema.build import build_schema
 
 logger = logging.getLogger("treegate")
@@ -83,7 +84,11 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
         introspection=settings.introspection_enabled,
         hide_suggestions=settings.env == "production",
     )
-    graphiql = localize(get_graphql_ide_html("graphiql")) if settings.graphiql_enabled else None
+    graphiql = (
+        localize(with_example_query(get_graphql_ide_html("graphiql")))
+        if settings.graphiql_enabled
+        else None
+    )
     persisted = PersistedQueries(engine, settings.persisted_queries, settings.apq_cache_size)
     persisted.register_builtin(dashboard.DOCUMENTS.values())
     dashboard_page = dashboard.render()
@@ -105,18 +110,16 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
         max_in_flight=settings.max_concurrent_requests,
     )
 
+    pruner = Pruner(engine, settings.prune_interval_s, utc_now)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: TreegateApp) -> AsyncIterator[State]:
-        import gc
-        import os
-
-        if os.environ.get("TG_GC"):
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(*[int(x) for x in os.environ["TG_GC"].split(",")])
+        settle_garbage_collector()
+        pruner.start()
         try:
             yield {"engine": engine, "settings": settings}
         finally:
+            await pruner.stop()
             # After the server stopped taking requests and the last one was answered.
             await engine.dispose()
             await probe_engine.dispose()
@@ -177,5 +180,6 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
     app.state.engine = engine
     app.state.schema = schema
     app.state.endpoint = endpoint
+    app.state.pruner = pruner
     app.state.settings = settings
     return app

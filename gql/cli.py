@@ -153,6 +153,20 @@ def seed(
     raise typer.Exit(run_with_engine(work))
 
 
+@app.command()
+def prune() -> None:
+    """Delete expired idempotency keys now (a serving process also does it every
+    TREEGATE_PRUNE_INTERVAL_S)."""
+    from resolvers.context import utc_now
+    from resolvers.maintenance import prune_expired
+
+    async def work(engine: AsyncEngine, _settings: Settings) -> int:
+        return await prune_expired(engine, utc_now())
+
+    deleted = run_with_engine(work)
+    typer.echo(f"deleted {deleted} expired idempotency key{'' if deleted == 1 else 's'}")
+
+
 @app.command("export-schema")
 def export_schema(
     output: Annotated[Path, typer.Option(help="Where to write the SDL.")] = SCHEMA_FILE,

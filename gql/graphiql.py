@@ -44,6 +44,50 @@ class GraphiQLTemplateError(RuntimeError):
     """Strawberry's GraphiQL template no longer matches the vendored assets."""
 
 
+EXAMPLE_QUERY = """\
+# Treegate: Open-Assistant's message trees and the states they move through.
+# Run it with Ctrl-Enter (or the play button); the Docs and Explorer panels list everything else.
+#
+# Queries need no key in development. Mutations do: open Headers below and add
+#   {"Authorization": "Bearer tg_..."}
+# (make run prints a development admin key; treegate keys create makes others).
+query TreesAtAGlance {
+  treeStateCounts(groupBy: [STATE]) {
+    state
+    count
+  }
+  messageTreeStates(filter: {states: [GROWING]}, first: 5) {
+    totalCount
+    nodes {
+      messageTreeId
+      lang
+      state
+      wonPromptLotteryDate
+      allowedTransitions
+      rootMessage {
+        text
+      }
+    }
+  }
+}
+"""
+"""What GraphiQL's editor opens with (a valid document: tests/http checks it)."""
+
+_EXAMPLE = re.compile(r"const EXAMPLE_QUERY = `[^`]*`;")
+
+
+def with_example_query(html: str, example: str = EXAMPLE_QUERY) -> str:
+    """Strawberry's page with Treegate's example in place of GraphiQL's welcome text."""
+    if len(_EXAMPLE.findall(html)) != 1:
+        raise GraphiQLTemplateError(
+            "Strawberry's GraphiQL template no longer defines EXAMPLE_QUERY once "
+            "(was strawberry-graphql upgraded?): update gql/graphiql.py"
+        )
+    if "`" in example or "${" in example or "\\" in example:
+        raise ValueError("the example must not hold what a JavaScript template literal reads")
+    return _EXAMPLE.sub(lambda _m: f"const EXAMPLE_QUERY = `{example}`;", html)
+
+
 def localize(html: str, static_url: str = STATIC_URL, static_dir: Path = STATIC_DIR) -> str:
     """Point each CDN URL in `html` at its vendored copy; raise if anything does not match."""
     for asset in ASSETS:

@@ -22,9 +22,7 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
         self.interval = interval
         self._pending: list[str] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="treegate-log-writer", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="treegate-log-writer", daemon=True)
         self._thread.start()
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: float = Field(
         24.0, gt=0, description="How long an idempotency key is remembered."
     )
+    prune_interval_s: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds between deletions of expired idempotency keys by the server (0: off).",
+    )
     introspection: bool | None = Field(
         None, description="Answer introspection queries; default: on in development only."
     )

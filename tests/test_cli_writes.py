@@ -139,3 +139,19 @@ def test_tree_command_on_a_missing_tree(db_file: Path) -> None:
     result = run("tree", "halt", "00000000-0000-4000-8000-000000000000")
     assert result.exit_code == 1
     assert json.loads(result.output)["kind"] == "not_found"
+
+
+def test_prune_deletes_expired_idempotency_keys(db_file: Path) -> None:
+    rows = [("expired", "2000-01-01 00:00:00.000000"), ("live", "2999-01-01 00:00:00.000000")]
+    with closing(sqlite3.connect(db_file)) as conn:
+        conn.executemany(
+            "INSERT INTO treegate_idempotency "
+            "(scope, key, operation, request_hash, created_at, expires_at) "
+            "VALUES ('ops', ?, 'haltTree', '', '2000-01-01 00:00:00.000000', ?)",
+            rows,
+        )
+        conn.commit()
+    result = run("prune")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "deleted 1 expired idempotency key"
+    assert query(db_file, "SELECT key FROM treegate_idempotency") == [("live",)]

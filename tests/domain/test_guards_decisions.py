@@ -1,7 +1,7 @@
 """Guards, `find_rule` over every (from, to, operation), and the outcome codec.
 
-The expected table is transcribed from docs/design.md ("The transition table") here, independently of
-`domain.transitions`, so a wrong row in the code shows up as a wrong cell.
+The expected table is transcribed from docs/design.md ("The transition table") here,
+independently of `domain.transitions`, so a wrong row in the code shows up as a wrong cell.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from domain.values import CountDimension, StateCount, TreeFilter
+from gql.graphiql import EXAMPLE_QUERY, GraphiQLTemplateError, with_example_query
 from gql.settings import Settings
 from tests.graphql import client_for
 
@@ -67,6 +68,21 @@ async def test_graphiql_in_development(tmp_path: Path) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "graphiql" in response.text.lower()
+    # The editor opens on Treegate's example, not on GraphiQL's welcome text.
+    assert "query TreesAtAGlance" in response.text
+    assert "Welcome to GraphiQL" not in response.text
+
+
+async def test_graphiqls_example_query_answers(client: httpx.AsyncClient) -> None:
+    response = await client.post("/graphql", json={"query": EXAMPLE_QUERY})
+    body = response.json()
+    assert "errors" not in body, body
+    assert body["data"]["messageTreeStates"]["totalCount"] == 0  # an empty, migrated database
+
+
+def test_a_template_without_the_example_is_refused() -> None:
+    with pytest.raises(GraphiQLTemplateError, match="EXAMPLE_QUERY"):
+        with_example_query("<script>const fetcher = 1;</script>")
 
 
 @pytest.mark.parametrize(

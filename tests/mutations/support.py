@@ -1,7 +1,7 @@
 """Helpers of the mutation tests: documents, callers with API keys, trees and DB snapshots.
 
-Expectations are computed from what a test inserted and from docs/design.md's table as transcribed in
-`DESIGN_ROWS` below, never from `domain.transitions`.
+Expectations are computed from what a test inserted and from docs/design.md's table as
+transcribed in `DESIGN_ROWS` below, never from `domain.transitions`.
 """
 
 from __future__ import annotations

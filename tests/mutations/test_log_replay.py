@@ -1,5 +1,5 @@
-"""A seeded random walk of mutations, checked step by step against a model of docs/design.md's table;
-afterwards, replaying each tree's log gives its current state."""
+"""A seeded random walk of mutations, checked step by step against a model of docs/design.md's
+table; afterwards, replaying each tree's log gives its current state."""
 
 from __future__ import annotations
 
