@@ -51,8 +51,10 @@ audit-tools: $(AUDIT_STAMP)
 $(AUDIT_STAMP): $(AUDIT_DIR)/package.json $(AUDIT_DIR)/package-lock.json
 	npm ci --prefix $(AUDIT_DIR) --no-audit --no-fund --loglevel=error
 
+# Every test, with line and branch coverage of the product's packages; below the floor in
+# pyproject.toml ([tool.coverage.report] fail_under) the run fails.
 test: install browser audit-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
 
 lint: install
 	$(BIN)/ruff format --check .
@@ -93,4 +95,4 @@ bench-import: install
 	$(BIN)/python -m bench.import_scale $(ARGS)
 
 clean:
-	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache .coverage

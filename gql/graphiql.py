@@ -51,7 +51,7 @@ EXAMPLE_QUERY = """\
 # Queries need no key in development. Mutations do: open Headers below and add
 #   {"Authorization": "Bearer tg_..."}
 # (make run prints a development admin key; treegate keys create makes others).
-query TreesAtAGlance {
+{
   treeStateCounts(groupBy: [STATE]) {
     state
     count
@@ -71,7 +71,9 @@ query TreesAtAGlance {
   }
 }
 """
-"""What GraphiQL's editor opens with (a valid document: tests/http checks it)."""
+"""What GraphiQL's editor opens with (a valid document: tests/http checks it). Anonymous on
+purpose: GraphiQL keeps sending the operation name of the document it opened with after a person
+replaces it by one without a name, which the server refuses as an unknown operation."""
 
 _EXAMPLE = re.compile(r"const EXAMPLE_QUERY = `[^`]*`;")
 

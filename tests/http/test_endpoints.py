@@ -69,7 +69,7 @@ async def test_graphiql_in_development(tmp_path: Path) -> None:
     assert response.headers["content-type"].startswith("text/html")
     assert "graphiql" in response.text.lower()
     # The editor opens on Treegate's example, not on GraphiQL's welcome text.
-    assert "query TreesAtAGlance" in response.text
+    assert "treeStateCounts(groupBy: [STATE])" in response.text
     assert "Welcome to GraphiQL" not in response.text
 
 
