@@ -144,7 +144,7 @@ async def test_a_draw_that_meets_a_deadlock_draws_each_tree_once(
 
 
 async def hold_row_lock(
-    engine: AsyncEngine, tree: Any, seconds: float, locked: asyncio.Event
+    engine: AsyncEngine, tree: Any, release: asyncio.Event, locked: asyncio.Event
 ) -> None:
     async with engine.connect() as conn, conn.begin():
         await conn.execute(
@@ -152,39 +152,68 @@ async def hold_row_lock(
             {"id": tree},
         )
         locked.set()
-        await asyncio.sleep(seconds)
+        await asyncio.wait_for(release.wait(), RELEASE_AT_THE_LATEST_S)
 
 
-async def hold_sqlite_write_lock(path: str, seconds: float, locked: asyncio.Event) -> None:
+async def hold_sqlite_write_lock(path: str, release: asyncio.Event, locked: asyncio.Event) -> None:
     holder = sqlite3.connect(path, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
         locked.set()
-        await asyncio.sleep(seconds)
+        await asyncio.wait_for(release.wait(), RELEASE_AT_THE_LATEST_S)
         holder.execute("ROLLBACK")
     finally:
         holder.close()
 
 
-async def hold_lock(engine: AsyncEngine, tree: Any, seconds: float, locked: asyncio.Event) -> None:
+async def hold_lock(
+    engine: AsyncEngine, tree: Any, release: asyncio.Event, locked: asyncio.Event
+) -> None:
+    """Hold the lock a transition of `tree` needs (a row lock, SQLite's write lock): set `locked`
+    once it is held, and let go when `release` is set."""
     if engine.dialect.name == "postgresql":
-        await hold_row_lock(engine, tree, seconds, locked)
+        await hold_row_lock(engine, tree, release, locked)
     else:
         database = engine.url.database
         assert database is not None
-        await hold_sqlite_write_lock(database, seconds, locked)
+        await hold_sqlite_write_lock(database, release, locked)
+
+
+RELEASE_AT_THE_LATEST_S = 30
+"""A bound on a holder whose release never comes (a failing test), not a wait any test needs."""
+
+
+def on_retry(app: Starlette, reason: str, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """An event set when the app counts a transaction retry for `reason`."""
+    retried = asyncio.Event()
+    counter = app.state.endpoint.caches.metrics.retries.labels(reason)
+    count = counter.inc
+
+    def inc(amount: float = 1) -> None:
+        count(amount)
+        retried.set()
+
+    monkeypatch.setattr(counter, "inc", inc)
+    return retried
 
 
 REASONS = {"postgresql": "lock_timeout", "sqlite": "busy"}
 
 
 async def test_a_lock_held_past_the_lock_timeout_is_waited_out_by_a_retry(
-    engine: AsyncEngine, settings: Settings, api_keys: ApiKeys, backend: str
+    engine: AsyncEngine,
+    settings: Settings,
+    api_keys: ApiKeys,
+    backend: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tree = await make_tree(engine, S.GROWING)
     locked = asyncio.Event()
     async with app_client(settings, db_lock_timeout_ms=200, db_retry_attempts=5) as (app, client):
-        holder = asyncio.create_task(hold_lock(engine, tree, 0.5, locked))
+        # The lock is let go once the request was seen to give up on it and try again: not
+        # after a time, which a loaded machine may take before the request even arrives.
+        retried = on_retry(app, REASONS[backend], monkeypatch)
+        holder = asyncio.create_task(hold_lock(engine, tree, retried, locked))
         await locked.wait()
         response = await post(client, TRANSITION, transition_input(tree), key=api_keys.operator)
         await holder
@@ -201,7 +230,8 @@ async def test_a_lock_held_longer_than_every_try_is_a_quick_503(
     before = await snapshot(engine)
     locked = asyncio.Event()
     async with app_client(settings, db_lock_timeout_ms=150, db_retry_attempts=3) as (_app, client):
-        holder = asyncio.create_task(hold_lock(engine, tree, 3.0, locked))
+        never = asyncio.Event()  # held past every try; cancelled below
+        holder = asyncio.create_task(hold_lock(engine, tree, never, locked))
         await locked.wait()
         started = time.monotonic()
         response = await post(client, TRANSITION, transition_input(tree), key=api_keys.operator)
