@@ -48,6 +48,7 @@ def test_defaults() -> None:
         "max_active_trees": 10,
         "max_activate": 100,
         "idempotency_ttl_hours": 24.0,
+        "prune_interval_s": 300.0,
         "introspection": None,
         "max_body_bytes": 262_144,
         "max_tokens": 2_000,
