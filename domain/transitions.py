@@ -140,9 +140,28 @@ def _check_reachable(rows: list[Transition]) -> None:
 
 TRANSITIONS: Final[tuple[Transition, ...]] = _expand(TRANSITION_TABLE)
 
+
+def _rank(role: Role) -> int:
+    return role.value
+
+
 _TARGETS: Final[dict[State, tuple[State, ...]]] = {
     state: tuple(row.target for row in TRANSITIONS if row.source is state) for state in State
 }
+
+
+LEAST_ROLE: Final[dict[Operation, Role]] = {
+    operation: min((row.role for row in TRANSITIONS if row.operation is operation), key=_rank)
+    for operation in Operation
+}
+"""The least role any row of an operation needs: checked before a tree is read (a caller without
+it learns nothing about the tree); the row that applies is checked again once it is known."""
+
+
+def lottery_row() -> Transition:
+    """The row the prompt lottery applies: the only one of `drawPromptLottery`."""
+    (row,) = (r for r in TRANSITIONS if r.operation is Operation.DRAW_PROMPT_LOTTERY)
+    return row
 
 
 def allowed_targets(state: State) -> tuple[State, ...]:

@@ -12,8 +12,7 @@ from domain.decisions import RejectionReason
 from domain.errors import InvalidInput
 from domain.lottery import Author, pick_author, pick_prompt, shortfall_message
 from domain.outcomes import LotteryDrawn, LotteryOutcome, LotteryRejected, LotteryStatus
-from domain.states import State
-from domain.transitions import Operation, Role
+from domain.transitions import Operation, lottery_row
 from domain.values import TreeState
 from resolvers.auth import require
 from resolvers.context import Context
@@ -39,7 +38,8 @@ async def draw_prompt_lottery(
     SQLite), so no tree is drawn twice and the language never exceeds `max_active_trees`
     growing trees, whatever the number of callers and processes.
     """
-    require(ctx, Role.OPERATOR, "drawPromptLottery")
+    rule = lottery_row()
+    require(ctx, rule.role, rule.operation.value)
     check_lang(lang)
     if not 1 <= max_activate <= ctx.policy.max_activate:
         raise InvalidInput(
@@ -67,6 +67,7 @@ async def draw_prompt_lottery(
 
 
 async def _draw(ctx: Context, conn: AsyncConnection, lang: str, asked: int) -> LotteryDrawn:
+    rule = lottery_row()  # the move a draw makes, from the transition table
     if ctx.hooks.lottery_begun is not None:
         await ctx.hooks.lottery_begun()
     await repo.lock_language(conn, lang)
@@ -102,17 +103,15 @@ async def _draw(ctx: Context, conn: AsyncConnection, lang: str, asked: int) -> L
         if not waiting:
             authors.remove(author)
         now = ctx.clock()
-        tree = await writes.compare_and_set(
-            conn, tree_id, State.PROMPT_LOTTERY_WAITING, State.GROWING, now
-        )
+        tree = await writes.compare_and_set(conn, tree_id, rule.source, rule.target, now)
         if tree is None:  # moved by a transition outside the lottery's lock: draw again
             continue
         await log.append(
             conn,
             tree_id=tree_id,
-            from_state=State.PROMPT_LOTTERY_WAITING,
-            to_state=State.GROWING,
-            operation=Operation.DRAW_PROMPT_LOTTERY,
+            from_state=rule.source,
+            to_state=rule.target,
+            operation=rule.operation,
             actor=ctx.identity.name,
             reason=f"drawn in the prompt lottery for {lang}",
             at=now,

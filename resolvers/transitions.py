@@ -25,7 +25,7 @@ from domain.outcomes import (
     TreeNotFound,
 )
 from domain.states import State
-from domain.transitions import Operation, Role
+from domain.transitions import LEAST_ROLE, Operation
 from domain.values import TreeState
 from resolvers.auth import require
 from resolvers.context import Context
@@ -44,17 +44,9 @@ class TransitionRequest:
     idempotency_key: str | None = None
 
 
-REQUIRED_ROLE = {
-    Operation.TRANSITION_TREE: Role.OPERATOR,
-    Operation.HALT_TREE: Role.MODERATOR,
-    Operation.RESUME_TREE: Role.MODERATOR,
-    Operation.DRAW_PROMPT_LOTTERY: Role.OPERATOR,
-}
-
-
 async def transition_tree(ctx: Context, request: TransitionRequest) -> TransitionOutcome:
     """Apply one transition of the table, or say why not; nothing changes on a rejection."""
-    require(ctx, REQUIRED_ROLE[request.operation], request.operation.value)
+    require(ctx, LEAST_ROLE[request.operation], request.operation.value)
     if request.reason is not None and len(request.reason) > MAX_REASON_LENGTH:
         raise InvalidInput("reason", f"`reason` is longer than {MAX_REASON_LENGTH} characters")
     check_text("reason", request.reason)
@@ -115,6 +107,7 @@ async def _apply(
     rule = find_rule(tree.state, target, request.operation)
     if isinstance(rule, Rejection):
         return _rejected(tree, target, rule)
+    require(ctx, rule.role, request.operation.value)  # the row's own role, from the table
     if rule.guard is not None:
         facts = (
             await writes.tree_facts(conn, tree)
