@@ -49,6 +49,10 @@ class Pruner:
         self._task: asyncio.Task[None] | None = None
         self._rounds: asyncio.Queue[int] | None = None
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
     def start(self) -> None:
         if self.interval > 0 and self._task is None:
             self._rounds = asyncio.Queue()

@@ -58,6 +58,7 @@ async def test_a_running_server_prunes_on_its_own(engine: AsyncEngine, settings:
     async with app.router.lifespan_context(app):
         await add_keys(engine, "old", 20, datetime.now(UTC) - timedelta(hours=1))
         await add_keys(engine, "live", 2, datetime.now(UTC) + timedelta(hours=1))
+        assert app.state.pruner.running
         async with asyncio.timeout(30):  # waits for rounds that delete, not for a duration
             while await app.state.pruner.next_round() == 0:
                 pass
@@ -68,6 +69,6 @@ async def test_a_running_server_prunes_on_its_own(engine: AsyncEngine, settings:
 async def test_no_pruning_when_turned_off(engine: AsyncEngine, settings: Settings) -> None:
     app = create_app(settings.model_copy(update={"prune_interval_s": 0}))
     async with app.router.lifespan_context(app):
-        assert app.state.pruner._task is None
+        assert not app.state.pruner.running
     async with engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(idempotency))).scalar() == 0
