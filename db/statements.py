@@ -6,9 +6,10 @@ statement is built once (`functools.lru_cache` on the builders) and a request on
 dict of parameters, which makes a `Query`:
 
 - `run_core` executes it through SQLAlchemy (every backend; the only path on SQLite);
-- `run_asyncpg` executes the same statement's SQL on an asyncpg connection, compiled by
-  SQLAlchemy's asyncpg dialect once per statement (`compiled`): no second hand-written copy,
-  and asyncpg keeps each one prepared per connection.
+- `fetch_asyncpg` / `fetchrow_asyncpg` execute the same statement's SQL on an asyncpg
+  connection, compiled by SQLAlchemy's asyncpg dialect once per statement (`compiled`): no
+  second hand-written copy, and asyncpg keeps each one prepared per connection;
+  `fetch_in_transaction` picks one or the other for a connection inside a write.
 
 Lists are bound as one parameter: `= ANY($n)` with an array on PostgreSQL, so a statement's
 text does not depend on how many values a list has; an expanding `IN` elsewhere.
@@ -91,10 +92,13 @@ async def fetch_in_transaction(conn: AsyncConnection, query: Query) -> Sequence[
     """The rows of `query` on `conn`, inside the transaction it is in: on PostgreSQL run on
     asyncpg itself (its records, read by position; no SQLAlchemy row processing, which costs
     more than the query for thousands of rows), elsewhere through SQLAlchemy."""
-    if conn.dialect.name != "postgresql":
-        return list(await run_core(conn, query))
-    driver = (await conn.get_raw_connection()).driver_connection
-    return await fetch_asyncpg(driver, query)
+    if conn.dialect.name == "postgresql":
+        driver: Driver = (await conn.get_raw_connection()).driver_connection
+        # SQLAlchemy begins the transaction with its first statement: until it has, asyncpg
+        # would run this one outside it.
+        if driver.is_in_transaction():
+            return await fetch_asyncpg(driver, query)
+    return list(await run_core(conn, query))
 
 
 async def run_core(conn: AsyncConnection, query: Query) -> Result[Any]:

@@ -106,12 +106,9 @@ class Metrics:
             return "anonymous"
         if name in self._names:
             return name
-        if not _NAME.match(name):
+        if not _NAME.match(name) or len(self._names) >= MAX_OPERATION_NAMES:
             return "other"
-        if name not in self._names:
-            if len(self._names) >= MAX_OPERATION_NAMES:
-                return "other"
-            self._names.add(name)
+        self._names.add(name)
         return name
 
     def committed(self, outcome: Any) -> None:
