@@ -98,10 +98,47 @@ def _no_env_leak(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
+class SilentServer:
+    """A server that takes TCP connections and never answers them (a hung database), and
+    counts the connections it was asked for."""
+
+    def __init__(self, listener: socket.socket) -> None:
+        self._listener = listener
+        self._taken: list[socket.socket] = []
+        listener.setblocking(False)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self._listener.getsockname()[1]}/nope"
+
+    def connections(self) -> int:
+        """Connections opened so far. A client's connect returns once the handshake is done,
+        when the kernel has queued the connection here, so none that returned is missed."""
+        while True:
+            try:
+                taken, _ = self._listener.accept()
+            except BlockingIOError:
+                return len(self._taken)
+            self._taken.append(taken)  # held open, never answered
+
+    def close(self) -> None:
+        for taken in self._taken:
+            taken.close()
+
+
 @pytest.fixture
-def silent_database() -> Iterator[str]:
-    """A PostgreSQL URL whose server takes TCP connections and never answers them: a hang."""
+def silent_server() -> Iterator[SilentServer]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)
-        yield f"postgresql://postgres@127.0.0.1:{listener.getsockname()[1]}/nope"
+        server = SilentServer(listener)
+        try:
+            yield server
+        finally:
+            server.close()
+
+
+@pytest.fixture
+def silent_database(silent_server: SilentServer) -> str:
+    """A PostgreSQL URL whose server takes TCP connections and never answers them: a hang."""
+    return silent_server.url

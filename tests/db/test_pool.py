@@ -34,8 +34,14 @@ async def kill_pooled_connection(engine: AsyncEngine, admin: AsyncEngine) -> Non
     """Terminate the backend of the pool's only connection, behind the pool's back."""
     async with engine.connect() as conn:
         pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    await terminate(admin, pid)
+
+
+async def terminate(admin: AsyncEngine, pid: int) -> None:
+    """Terminate a backend and wait until it has exited (PostgreSQL waits up to the timeout)."""
     async with admin.connect() as conn:
-        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        gone = await conn.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid})
+        assert gone.scalar_one(), f"backend {pid} still there after 10 s"
 
 
 async def read_one_tree_count(engine: AsyncEngine) -> int:
@@ -56,7 +62,7 @@ async def test_a_connection_idle_past_the_window_is_pinged_and_replaced(
 ) -> None:
     async with pool_of_one(database_url, ping_idle_s=0.05) as pooled:
         await kill_pooled_connection(pooled, engine)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # idle past the 50 ms window (a lower bound: the clock only waits)
         assert await read_one_tree_count(pooled) >= 0  # a fresh connection served it
 
 
@@ -67,7 +73,6 @@ async def test_a_connection_back_a_moment_ago_is_not_pinged(
     # (which is what makes the test above prove the ping), and the pool drops it.
     async with pool_of_one(database_url, ping_idle_s=60) as pooled:
         await kill_pooled_connection(pooled, engine)
-        await asyncio.sleep(0.1)
         with pytest.raises(
             (OSError, DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError)
         ) as raised:
@@ -87,9 +92,7 @@ async def test_a_connection_that_breaks_under_reads_on_an_open_connection_is_dro
         try:
             async with db.use() as conn:
                 pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-            async with engine.connect() as admin:
-                await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            await asyncio.sleep(0.1)
+            await terminate(engine, pid)
             with pytest.raises((OSError, asyncpg.PostgresError, asyncpg.InterfaceError)) as raised:
                 async with db.reads() as reads:
                     await reads.count_trees(None)

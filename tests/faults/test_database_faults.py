@@ -91,7 +91,12 @@ async def test_while_the_database_is_down_requests_get_a_quick_503_and_after_it_
     deployment: Deployment, server_log: Path
 ) -> None:
     probe_interval = 0.25
-    env = deployment.env | {"TREEGATE_DB_PROBE_INTERVAL_S": str(probe_interval)}
+    # Timeouts far off: an answer well within them waited for none.
+    env = deployment.env | {
+        "TREEGATE_DB_PROBE_INTERVAL_S": str(probe_interval),
+        "TREEGATE_DB_POOL_TIMEOUT": "10",
+        "TREEGATE_DB_CONNECT_TIMEOUT": "10",
+    }
     with server_process(env, server_log) as server:
         async with client(server.base, deployment.key) as http:
             assert (await http.post("/graphql", json={"query": PAGE})).status_code == 200
@@ -117,7 +122,7 @@ async def test_while_the_database_is_down_requests_get_a_quick_503_and_after_it_
         error = answer.json()["errors"][0]["extensions"]
         assert error["code"] == "DATABASE_UNAVAILABLE"
         assert error["reason"] in ("unreachable", "connection_lost")
-        assert seconds < 0.1, seconds
+        assert seconds < 2.0, seconds
     assert ready.status_code == 503
     assert ready.json()["status"] == "unavailable"
     assert health.status_code == 200
@@ -156,6 +161,18 @@ async def test_a_mutation_whose_backend_is_terminated_gets_503_changes_nothing_a
     assert await log_rows(deployment.url, token) == 1
 
 
+async def refused_connections(url: str, within: float = 20.0) -> None:
+    """Wait until the server refuses new connections (it closes its socket when signalled)."""
+    async with asyncio.timeout(within):
+        while True:
+            async with httpx.AsyncClient() as probe:  # a new connection each time
+                try:
+                    await probe.get(url)
+                except httpx.ConnectError:
+                    return
+            await asyncio.sleep(0.05)
+
+
 async def log_rows(url: str, reason: str) -> int:
     connection = await asyncpg.connect(url)
     try:
@@ -187,13 +204,16 @@ async def test_an_exhausted_pool_with_slow_queries_answers_503_within_the_checko
                 started = time.monotonic()
                 refused = await http.post("/graphql", json={"query": PAGE})
                 elapsed = time.monotonic() - started
+                slow_at_refusal = [task for task in slow if task.done()]
                 ready = await http.get("/readyz")
             answered = await asyncio.gather(*slow)
             after = await http.post("/graphql", json={"query": PAGE})
     print(f"pool exhausted: 503 after {elapsed * 1000:.0f} ms (checkout timeout 500 ms)")
     assert refused.status_code == 503, refused.text
     assert refused.json()["errors"][0]["extensions"]["reason"] == "pool_timeout"
-    assert 0.5 <= elapsed < 1.0, elapsed
+    # It waited the checkout timeout, and gave up while both connections were still held.
+    assert elapsed >= 0.5, elapsed
+    assert slow_at_refusal == []
     assert ready.status_code == 200
     assert [a.status_code for a in answered] == [200, 200]
     assert "errors" not in after.json()
@@ -219,10 +239,8 @@ async def test_sigterm_under_load_lets_every_request_in_flight_finish_then_exits
                 ]
                 await waiting_backends(deployment.url, CLIENTS)
                 server.process.send_signal(signal.SIGTERM)
-                await asyncio.sleep(0.5)
                 # It takes no new connection once asked to stop.
-                with pytest.raises(httpx.ConnectError):
-                    await httpx.AsyncClient().get(f"{server.base}/healthz")
+                await refused_connections(f"{server.base}/healthz")
                 assert server.process.poll() is None  # still finishing what it holds
             calls: list[Call] = await asyncio.gather(*in_flight)
         exit_status = await asyncio.to_thread(server.process.wait, 20)

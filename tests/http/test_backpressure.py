@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql.settings import Settings
+from tests.conftest import SilentServer
 from tests.graphql import app_client
 from tests.pg_locks import locked, waiting_backends
 
@@ -52,6 +53,7 @@ async def test_an_exhausted_pool_answers_503_within_the_checkout_timeout(
             started = time.monotonic()
             refused = await count_request(client, 3)
             elapsed = time.monotonic() - started
+            slow_at_refusal = [task for task in slow if task.done()]
             health = await client.get("/healthz")
             ready = await client.get("/readyz")
         answered = await asyncio.gather(*slow)
@@ -62,7 +64,10 @@ async def test_an_exhausted_pool_answers_503_within_the_checkout_timeout(
     (error,) = refused.json()["errors"]
     assert error["extensions"]["code"] == "DATABASE_UNAVAILABLE"
     assert error["extensions"]["reason"] == "pool_timeout"
-    assert 0.4 <= elapsed < 0.4 + 0.5  # it waited the checkout timeout, and no longer
+    # It waited the checkout timeout, and no longer than the lock was held: the answer came
+    # while both connections were still lent (the lock goes only after it).
+    assert elapsed >= 0.4
+    assert slow_at_refusal == []
     # Health is outside the pool: /readyz has a connection of its own.
     assert (health.status_code, ready.status_code) == (200, 200)
     # The slow requests were not harmed, and the next one is served.
@@ -82,9 +87,8 @@ async def test_beyond_the_concurrency_limit_requests_get_503_at_once(
         async with locked(url(database_url)):
             slow = [asyncio.create_task(count_request(client, n)) for n in (1, 2)]
             await waiting_backends(url(database_url), 2)
-            started = time.monotonic()
             refused = await count_request(client, 3)
-            elapsed = time.monotonic() - started
+            slow_at_refusal = [task for task in slow if task.done()]
             probes = [await client.get(path) for path in ("/healthz", "/readyz", "/metrics")]
         answered = await asyncio.gather(*slow)
         after = await count_request(client, 4)
@@ -95,7 +99,8 @@ async def test_beyond_the_concurrency_limit_requests_get_503_at_once(
     assert refused.headers["retry-after"] == "1"
     (error,) = refused.json()["errors"]
     assert error["extensions"] == {"code": "SERVER_OVERLOADED"}
-    assert elapsed < 0.1
+    # At once: the answer came while the two admitted requests were still held by the lock.
+    assert slow_at_refusal == []
     assert [p.status_code for p in probes] == [200, 200, 200]
     assert "treegate_requests_in_flight 2.0" in probes[2].text
     assert [r.status_code for r in answered] == [200, 200]
@@ -103,22 +108,22 @@ async def test_beyond_the_concurrency_limit_requests_get_503_at_once(
     assert overloaded == 1
 
 
-async def test_while_the_database_is_down_requests_fail_within_100_ms(
-    silent_database: str,
+async def test_while_the_database_is_down_requests_are_refused_without_trying_it(
+    silent_server: SilentServer,
 ) -> None:
     """The first request waits for the connect timeout; the breaker then answers the next ones
-    at once, until its next probe (here far off, to keep the test exact)."""
+    without a connection attempt, until its next probe (here far off, to keep the test exact).
+    The hung server counts the attempts: one, whatever the machine's speed."""
     settings = Settings(
-        database_url=silent_database, db_connect_timeout=0.5, db_probe_interval_s=30
+        database_url=silent_server.url, db_connect_timeout=0.5, db_probe_interval_s=30
     )
     async with app_client(settings) as (_app, client):
         started = time.monotonic()
         first = await count_request(client, 1)
         first_elapsed = time.monotonic() - started
-        timings: list[float] = []
+        attempts_first = silent_server.connections()
         answers: list[httpx.Response] = []
         for n in range(10):
-            started = time.monotonic()
             if n % 3 == 0:  # a keyed request: the key lookup needs the database too
                 answer = await client.post(
                     "/graphql", json={"query": COUNT}, headers={"X-API-Key": "tg_whatever"}
@@ -129,18 +134,18 @@ async def test_while_the_database_is_down_requests_fail_within_100_ms(
                 )
             else:
                 answer = await count_request(client, n)
-            timings.append(time.monotonic() - started)
             answers.append(answer)
         health = await client.get("/healthz")
         metrics = await client.get("/metrics")
     assert first.status_code == 503
-    assert 0.5 <= first_elapsed < 1.5
+    assert first_elapsed >= 0.5  # it waited the connect timeout
+    assert attempts_first == 1
     for answer in answers:
         assert answer.status_code == 503, answer.text
         assert answer.headers["retry-after"] == "1"
         (error,) = answer.json()["errors"]
         assert error["extensions"]["code"] == "DATABASE_UNAVAILABLE"
         assert error["extensions"]["reason"] == "unreachable"
-    assert max(timings) < 0.1, timings
+    assert silent_server.connections() == 1  # no request after the first tried the database
     assert health.status_code == 200
     assert "treegate_db_unavailable 1.0" in metrics.text

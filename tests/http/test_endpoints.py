@@ -44,7 +44,8 @@ async def test_readyz_answers_503_quickly_when_the_database_is_down(
     down: str, request: pytest.FixtureRequest
 ) -> None:
     url = UNREACHABLE if down == "refused" else request.getfixturevalue("silent_database")
-    settings = Settings(database_url=url, ready_timeout=1)
+    # The connect timeout far off: an answer well before it came from /readyz's own timeout.
+    settings = Settings(database_url=url, ready_timeout=1, db_connect_timeout=30)
     async with client_for(settings) as client:
         started = time.monotonic()
         response = await client.get("/readyz")
@@ -56,9 +57,9 @@ async def test_readyz_answers_503_quickly_when_the_database_is_down(
         "database": "postgresql",
         "reason": "unreachable",
     }
-    assert elapsed < settings.ready_timeout + 1
+    assert elapsed < settings.db_connect_timeout / 3
     if down == "hanging":
-        assert elapsed >= settings.ready_timeout * 0.9  # it did wait, and then gave up
+        assert elapsed >= settings.ready_timeout  # it did wait, and then gave up
     assert HEX_ID.match(response.headers["x-request-id"])
 
 
