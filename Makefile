@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install browser audit-tools bench-tools run test lint format schema clean bench soak bench-import
+.PHONY: install browser audit-tools bench-tools run test test-under-load lint format schema clean bench soak bench-import
 
 install: $(STAMP)
 
@@ -55,6 +55,12 @@ $(AUDIT_STAMP): $(AUDIT_DIR)/package.json $(AUDIT_DIR)/package-lock.json
 # pyproject.toml ([tool.coverage.report] fail_under) the run fails.
 test: install browser audit-tools
 	$(BIN)/python -m pytest --cov --cov-report=term
+
+# The whole suite RUNS times in a row (default 5) while one process per core keeps the CPU busy:
+# how timing-dependent tests are found. Stops at the first failure.
+RUNS ?= 5
+test-under-load: install browser audit-tools
+	$(BIN)/python scripts/test_under_load.py --runs $(RUNS) $(ARGS)
 
 lint: install
 	$(BIN)/ruff format --check .
