@@ -99,6 +99,7 @@ def create_engine(url: str | URL, pool: PoolOptions | None = None) -> AsyncEngin
                 },
             },
         )
+        _drop_when_stale(engine)
         _ping_when_idle(engine, pool.ping_idle_s)
     _guard_connects(engine, Breaker(pool.probe_interval_s))
     _GATES[engine.sync_engine] = Gate(pool.size + pool.max_overflow, pool.timeout)
@@ -208,6 +209,34 @@ def _guard_connects(engine: AsyncEngine, guard: Breaker) -> None:
         return connection
 
     event.listen(engine.sync_engine, "do_connect", connect)
+
+
+_OPENED_AT = "treegate_opened_at"
+_STALE_BEFORE: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+
+
+def drop_connections_opened_before_now(engine: AsyncEngine) -> None:
+    """Close, instead of lending, every pooled connection opened before now.
+
+    A connection that broke in use means the database most likely restarted, and then every
+    connection opened before is broken too. SQLAlchemy does this itself for a disconnect it
+    sees; this is for the ones found under asyncpg, out of its sight (`db.session`), with the
+    pool's public events: a checkout listener turns such a connection away, as a failed ping.
+    """
+    _STALE_BEFORE[engine.sync_engine] = time.monotonic()
+
+
+def _drop_when_stale(engine: AsyncEngine) -> None:
+    def on_connect(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_OPENED_AT] = time.monotonic()
+
+    def on_checkout(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        stale_before = _STALE_BEFORE.get(engine.sync_engine)
+        if stale_before is not None and record.info.get(_OPENED_AT, stale_before) < stale_before:
+            raise DisconnectionError("opened before a connection was found broken")
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    event.listen(engine.sync_engine, "checkout", on_checkout)
 
 
 _RETURNED_AT = "treegate_returned_at"

@@ -9,6 +9,7 @@ from uuid import UUID
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Join,
     Select,
     String,
     and_,
@@ -20,7 +21,6 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.selectable import Join
 
 from db.statements import Query, fetch_in_transaction
 from db.tables import message, user, user_stats

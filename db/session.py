@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
-from db.engine import gate
+from db.engine import drop_connections_opened_before_now, gate
 from db.faults import fault_of, is_connectivity
 from db.pg_reads import PgReads
 from db.reads import CoreReads, Reads
@@ -78,15 +78,14 @@ class RequestConnection:
         """The connection broke under asyncpg, out of SQLAlchemy's sight. As SQLAlchemy does on
         a disconnect, every connection of the pool opened before now is dropped (the database
         most likely restarted), this one at once; the next use opens a new one."""
-        pool = self._engine.sync_engine.pool
+        drop_connections_opened_before_now(self._engine)
         if self._raw is not None:
             raw, self._raw = self._raw, None
             self._gate.leave()
-            pool._invalidate(raw, exc)
+            raw.invalidate(exc)  # closed, and its place in the pool given back
         elif self._connection is not None:
             connection, self._connection = self._connection, None
             self._gate.leave()
-            pool._invalidate(await connection.get_raw_connection(), exc, _checkin=False)
             await connection.invalidate(exc)
             await connection.close()
 

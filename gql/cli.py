@@ -47,7 +47,7 @@ def serve(
     import uvicorn
 
     settings = Settings()
-    _lighten_log_records()
+    lighten_log_records()
     # uvicorn handles the signal while it serves, shuts down gracefully, then raises the signal
     # again for the handler that was there before: this one, so that a requested stop is a
     # clean exit (status 0) rather than a death by signal.
@@ -69,10 +69,14 @@ def serve(
     )
 
 
-def _lighten_log_records() -> None:
+def lighten_log_records() -> None:
     """Leave out of every log record what no Treegate line prints: the thread, process and
     calling frame (found by walking the stack), as the logging HOWTO's "Optimization" section
-    describes. The access line is written once per request: this is a tenth of its cost."""
+    describes. The access line is written once per request: this is a tenth of its cost.
+
+    The calling frame has no public switch: the HOWTO's way is `logging._srcfile = None`. This
+    is the one place Treegate sets it; `tests/test_dependencies.py` fails, naming it, if a
+    Python release drops it (a record would then carry its caller again)."""
     import logging
 
     logging.logThreads = False

@@ -32,7 +32,7 @@ def checked(path: Path) -> tuple[str, str | None]:
         document = parse(text)
     except GraphQLError as error:
         raise typer.BadParameter(f"{path}: {error.message}") from None
-    errors = validate(build_schema()._schema, document)
+    errors = validate(build_schema().graphql_schema, document)
     if errors:
         raise typer.BadParameter(f"{path}: {errors[0].message}")
     names = [

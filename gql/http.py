@@ -565,11 +565,8 @@ class GraphQLEndpoint:
     ) -> tuple[ExecutionResult, list[GraphQLError]]:
         context = self.context(request_id, identity)
         try:
-            result = await self.schema.execute(
-                params.query,
-                variable_values=params.variables,
-                context_value=context,
-                operation_name=params.operation_name,
+            result = await self.schema.run(
+                params.query, params.variables, context, params.operation_name
             )
         finally:
             await context.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -11,6 +10,8 @@ import strawberry
 from graphql import (
     DocumentNode,
     GraphQLError,
+    GraphQLSchema,
+    MaxIntrospectionDepthRule,
     NoSchemaIntrospectionCustomRule,
     recommended_rules,
     specified_rules,
@@ -20,7 +21,6 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import ExecutionContext
-from strawberry.types.graphql import OperationType
 
 from db.faults import fault_of
 from resolvers.context import Context
@@ -37,6 +37,40 @@ MAX_LOGGED_FALLBACKS = 1024
 """Documents whose fallback was logged; past this many the memory starts over."""
 
 
+def graphql_core_schema(schema: strawberry.Schema) -> GraphQLSchema:
+    """The graphql-core schema Strawberry built, which validation and the compiled lane read.
+
+    Strawberry keeps it in an attribute without a public name, `_schema` (its own documentation
+    reads it the same way); this is the one place Treegate does. `tests/test_dependencies.py`
+    fails, naming it, if a Strawberry release moves it.
+    """
+    core = schema._schema
+    if not isinstance(core, GraphQLSchema):
+        raise TypeError(
+            f"strawberry.Schema._schema is a {type(core).__name__}, not a GraphQLSchema"
+        )
+    return core
+
+
+class IntrospectionDepthRule(MaxIntrospectionDepthRule):
+    """graphql-core's limit on nested introspection, its errors coded INTROSPECTION_DEPTH_EXCEEDED
+    where they are raised (rather than recognised by their message afterwards)."""
+
+    def report_error(self, error: GraphQLError) -> None:
+        error.extensions = {**(error.extensions or {}), "code": INTROSPECTION_DEPTH}
+        super().report_error(error)
+
+
+VALIDATION_RULES = tuple(
+    dict.fromkeys(
+        IntrospectionDepthRule if rule is MaxIntrospectionDepthRule else rule
+        for rule in (*specified_rules, *recommended_rules)
+    )
+)
+"""graphql-core's specified and recommended rules, each once (graphql-core 3.3 lists the
+introspection depth limit in both), the introspection depth limit coded."""
+
+
 class TreegateSchema(strawberry.Schema):
     """Strawberry's schema, with the compiled read path in front of its execution."""
 
@@ -44,7 +78,8 @@ class TreegateSchema(strawberry.Schema):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fast_path = FastPath(self._schema, self.check_document)
+        self.graphql_schema = graphql_core_schema(self)
+        self.fast_path = FastPath(self.graphql_schema, self.check_document)
         self._logged_fallbacks: set[tuple[str, str]] = set()
         self.configure(DocumentLimits(), introspection=True, hide_suggestions=False)
 
@@ -52,8 +87,8 @@ class TreegateSchema(strawberry.Schema):
         self, limits: DocumentLimits, *, introspection: bool, hide_suggestions: bool
     ) -> None:
         """Set the document limits and the validation policy (production hides more)."""
-        self.guard = DocumentGuard(self._schema, limits)
-        self._rules = [*specified_rules, *recommended_rules]
+        self.guard = DocumentGuard(self.graphql_schema, limits)
+        self._rules = list(VALIDATION_RULES)
         if not introspection:
             self._rules.append(NoSchemaIntrospectionCustomRule)
         self._hide_suggestions = hide_suggestions
@@ -65,19 +100,15 @@ class TreegateSchema(strawberry.Schema):
         if isinstance(checked, GraphQLError):
             return (checked,)
         errors = validate(
-            self._schema,
+            self.graphql_schema,
             checked,
             self._rules,
             max_errors=20,
             hide_suggestions=self._hide_suggestions,
         )
         for error in errors:
-            code = (
-                INTROSPECTION_DEPTH
-                if error.message.startswith("Maximum introspection depth exceeded")
-                else GRAPHQL_VALIDATION_FAILED
-            )
-            error.extensions = {**(error.extensions or {}), "code": code}
+            if "code" not in (error.extensions or {}):
+                error.extensions = {**(error.extensions or {}), "code": GRAPHQL_VALIDATION_FAILED}
         return tuple(errors) or checked
 
     def check_document(self, source: str) -> DocumentNode | list[GraphQLError]:
@@ -89,21 +120,20 @@ class TreegateSchema(strawberry.Schema):
         checked = self._validated(source)
         return list(checked) if isinstance(checked, tuple) else checked
 
-    async def execute(
+    async def run(
         self,
-        query: str | None,
-        variable_values: dict[str, Any] | None = None,
-        context_value: Any | None = None,
-        root_value: Any | None = None,
-        operation_name: str | None = None,
-        allowed_operation_types: Iterable[OperationType] | None = None,
-        operation_extensions: dict[str, Any] | None = None,
+        query: str,
+        variables: dict[str, Any] | None,
+        context: Context,
+        operation_name: str | None,
     ) -> ExecutionResult:
-        if self.fast_path_enabled and query is not None and isinstance(context_value, Context):
+        """Answer one request: by its compiled plan where the document has one, else by
+        Strawberry's `execute` (which alone knows nothing of the compiled lane)."""
+        if self.fast_path_enabled:
             found = self.fast_path.plan(query)
             if isinstance(found, Plan) and operation_name in (None, found.operation_name):
                 try:
-                    data = await self.fast_path.run(found, context_value, variable_values)
+                    data = await self.fast_path.run(found, context, variables)
                 except Exception as exc:
                     if fault_of(exc) is not None:
                         # The database failed, not the plan: asking again by the full path
@@ -113,19 +143,16 @@ class TreegateSchema(strawberry.Schema):
                         )
                     # Otherwise the full path answers, errors included.
                     reason = exc.reason if isinstance(exc, Unsupported) else "error"
-                    self._fell_back(context_value, query, reason, str(exc) or type(exc).__name__)
+                    self._fell_back(context, query, reason, str(exc) or type(exc).__name__)
                 else:
                     return ExecutionResult(data=data, errors=None)
             elif isinstance(found, Fallback):
-                self._fell_back(context_value, query, found.reason, found.detail)
-        return await super().execute(
+                self._fell_back(context, query, found.reason, found.detail)
+        return await self.execute(
             query,
-            variable_values=variable_values,
-            context_value=context_value,
-            root_value=root_value,
+            variable_values=variables,
+            context_value=context,
             operation_name=operation_name,
-            allowed_operation_types=allowed_operation_types,
-            operation_extensions=operation_extensions,
         )
 
     def _fell_back(self, context: Context, query: str, reason: str, detail: str) -> None:

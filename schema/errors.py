@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from graphql import GraphQLError
+from graphql import GraphQLError, get_operation_ast
 from strawberry.extensions import SchemaExtension
 
 from db.faults import RETRY_AFTER_S, fault_of
@@ -34,8 +34,16 @@ def _request_id(context: object) -> str:
     return str(getattr(context, "request_id", "-"))
 
 
-def classify(error: GraphQLError, request_id: str) -> GraphQLError:
-    """The error as the client should see it, with `extensions.code` set."""
+def classify(
+    error: GraphQLError, request_id: str, unplaced: str = GRAPHQL_VALIDATION_FAILED
+) -> GraphQLError:
+    """The error as the client should see it, with `extensions.code` set.
+
+    `unplaced` is the code of an error of the GraphQL layer that has no path (raised before
+    execution): the operation's variables (BAD_USER_INPUT) or the document and its operation
+    (GRAPHQL_VALIDATION_FAILED). Which one is decided by what failed (`ErrorCodes`), never by
+    the message's text: graphql-core's messages may change from one release to the next.
+    """
     extensions = dict(error.extensions or {})
     if "code" in extensions:
         return error
@@ -62,14 +70,7 @@ def classify(error: GraphQLError, request_id: str) -> GraphQLError:
             },
         )
     if original is None or isinstance(original, GraphQLError):
-        if error.path is None and error.message.startswith("Syntax Error"):
-            extensions["code"] = GRAPHQL_PARSE_FAILED
-        elif error.path is None and error.message.startswith("Variable '$"):
-            extensions["code"] = BAD_USER_INPUT
-        elif error.path is None:
-            extensions["code"] = GRAPHQL_VALIDATION_FAILED
-        else:
-            extensions["code"] = INTERNAL_SERVER_ERROR
+        extensions["code"] = unplaced if error.path is None else INTERNAL_SERVER_ERROR
         return _with(error, error.message, extensions)
     logger.error(
         "unexpected error [request %s] at %s",
@@ -109,8 +110,19 @@ class ErrorCodes(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
+        execution = self.execution_context
+        result = execution.result
         errors = getattr(result, "errors", None)
         if result is not None and errors:
-            request_id = _request_id(self.execution_context.context)
-            result.errors = [classify(e, request_id) for e in errors]
+            request_id = _request_id(execution.context)
+            unplaced = GRAPHQL_VALIDATION_FAILED
+            document = execution.graphql_document
+            if (
+                result.data is None
+                and document is not None
+                and get_operation_ast(document, execution.operation_name) is not None
+            ):
+                # The document is valid (checked before execution) and its operation was
+                # found: what stopped it before executing were its variables.
+                unplaced = BAD_USER_INPUT
+            result.errors = [classify(e, request_id, unplaced) for e in errors]

@@ -20,9 +20,11 @@ from db.session import RequestConnection
 
 
 @asynccontextmanager
-async def pool_of_one(database_url: URL, ping_idle_s: float) -> AsyncIterator[AsyncEngine]:
+async def pool_of_one(
+    database_url: URL, ping_idle_s: float, size: int = 1
+) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(
-        database_url, PoolOptions(size=1, max_overflow=0, ping_idle_s=ping_idle_s)
+        database_url, PoolOptions(size=size, max_overflow=0, ping_idle_s=ping_idle_s)
     )
     try:
         yield engine
@@ -102,6 +104,30 @@ async def test_a_connection_that_breaks_under_reads_on_an_open_connection_is_dro
             assert fresh != pid
         finally:
             await db.close()
+        pool = pooled.pool
+        assert isinstance(pool, QueuePool)
+        assert pool.checkedout() == 0
+
+
+async def test_a_connection_found_broken_under_reads_drops_every_one_opened_before_it(
+    database_url: URL, engine: AsyncEngine
+) -> None:
+    """After a restart every pooled connection is dead: the first request to find out (under
+    asyncpg, out of SQLAlchemy's sight) fails, and the next one gets a new connection, not the
+    next dead one (both were handed back a moment ago, so no ping would catch it)."""
+    async with pool_of_one(database_url, ping_idle_s=60, size=2) as pooled:
+        held = [RequestConnection(pooled), RequestConnection(pooled)]
+        pids = []
+        for db in held:  # two connections open at once, then both back in the pool
+            async with db.use() as conn:
+                pids.append((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+        for db in held:
+            await db.close()
+        for pid in pids:
+            await terminate(engine, pid)
+        with pytest.raises((OSError, asyncpg.PostgresError, asyncpg.InterfaceError)):
+            await read_one_tree_count(pooled)
+        assert await read_one_tree_count(pooled) >= 0
         pool = pooled.pool
         assert isinstance(pool, QueuePool)
         assert pool.checkedout() == 0
