@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 from uuid import UUID
 
 from db import log
 from domain.errors import InvalidInput
 from domain.outcomes import StateTransition
 from resolvers.context import Context
-from resolvers.pagination import check_first
+from resolvers.pagination import Page, check_first, keyset_page
 
 _PREFIX = "log:"
 
@@ -36,23 +35,7 @@ def decode_log_cursor(cursor: str) -> int:
     return sequence
 
 
-@dataclass(frozen=True, slots=True)
-class LogEdge:
-    node: StateTransition
-    cursor: str
-
-
-@dataclass(frozen=True, slots=True)
-class LogPage:
-    edges: tuple[LogEdge, ...]
-    has_next_page: bool
-    has_previous_page: bool
-    end_cursor: str | None
-    """The last row's cursor, or (on an empty page) the cursor to poll from next time."""
-
-    @property
-    def start_cursor(self) -> str | None:
-        return self.edges[0].cursor if self.edges else None
+LogPage = Page[StateTransition]
 
 
 async def transition_feed(
@@ -63,13 +46,12 @@ async def transition_feed(
     position = 0 if after is None else decode_log_cursor(after)
     async with ctx.db.use() as conn:
         rows = await log.feed(conn, after=position, limit=first + 1, tree_id=tree_id)
-    page = rows[:first]
-    edges = tuple(LogEdge(row, encode_log_cursor(row.sequence)) for row in page)
-    return LogPage(
-        edges=edges,
-        has_next_page=len(rows) > first,
+    return keyset_page(
+        rows,
+        first,
+        lambda row: encode_log_cursor(row.sequence),
         has_previous_page=position > 0,
-        end_cursor=edges[-1].cursor if edges else (after if after is not None else None),
+        empty_end_cursor=after,
     )
 
 

@@ -1,15 +1,85 @@
-"""Opaque keyset cursors and page-size checks."""
+"""Keyset pages, whatever their rows; opaque cursors and page-size checks.
+
+A `Page` is what every paginated field returns (pages of trees, of the transition log); the
+GraphQL connection types (`schema.connection`) serve it as it is.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic, NamedTuple, TypeVar
 from uuid import UUID
 
 from domain.errors import InvalidInput
 from domain.values import SortKey, TreeOrder, TreeState
+from resolvers.context import Context
+
+N = TypeVar("N")
+
+
+class Edge(NamedTuple, Generic[N]):
+    node: N
+    cursor_of: Callable[[N], str]
+
+    @property
+    def cursor(self) -> str:
+        # Encoded only when a client selects it (or the page's end), not for every row.
+        return self.cursor_of(self.node)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[N]):
+    """One page of rows in keyset order: stable when rows are inserted between pages."""
+
+    edges: tuple[Edge[N], ...]
+    has_next_page: bool
+    has_previous_page: bool
+    empty_end_cursor: str | None = None
+    """`end_cursor` of an empty page: None, or the cursor asked after (a feed polled from it)."""
+    total: Callable[[Context], Awaitable[int]] | None = None
+    """Counts the rows on every page, for lists that offer a total (only when asked for)."""
+
+    @property
+    def nodes(self) -> list[N]:
+        return [edge.node for edge in self.edges]
+
+    @property
+    def start_cursor(self) -> str | None:
+        return self.edges[0].cursor if self.edges else None
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.edges[-1].cursor if self.edges else self.empty_end_cursor
+
+    async def total_count(self, ctx: Context) -> int:
+        if self.total is None:
+            raise TypeError("this list has no total count")
+        return await self.total(ctx)
+
+
+def keyset_page(
+    rows: Sequence[N],
+    first: int,
+    cursor_of: Callable[[N], str],
+    *,
+    has_previous_page: bool,
+    empty_end_cursor: str | None = None,
+    total: Callable[[Context], Awaitable[int]] | None = None,
+) -> Page[N]:
+    """The page of `rows`, read with one more row than `first` to learn if another follows."""
+    return Page(
+        edges=tuple(Edge(row, cursor_of) for row in rows[:first]),
+        has_next_page=len(rows) > first,
+        has_previous_page=has_previous_page,
+        empty_end_cursor=empty_end_cursor,
+        total=total,
+    )
+
 
 _VERSION = 1
 _MAX_CURSOR_LENGTH = 256

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from uuid import UUID
 
 from domain.values import (
@@ -15,42 +14,27 @@ from domain.values import (
     TreeState,
 )
 from resolvers.context import Context
-from resolvers.pagination import check_first, decode_cursor, encode_cursor, sort_key
+from resolvers.pagination import (
+    Page,
+    check_first,
+    decode_cursor,
+    encode_cursor,
+    keyset_page,
+    sort_key,
+)
+
+TreePage = Page[TreeState]
 
 
-class TreeEdge(NamedTuple):
-    node: TreeState
-    order: TreeOrder
-
-    @property
-    def cursor(self) -> str:
-        # Encoded only when a client selects it (or the page's end), not for every row.
-        return encode_cursor(self.order, sort_key(self.node))
-
-
-@dataclass(frozen=True, slots=True)
-class TreePage:
-    """One page of trees; `total` is counted only when asked for."""
-
-    edges: tuple[TreeEdge, ...]
-    has_next_page: bool
-    has_previous_page: bool
-    tree_filter: TreeFilter | None
-
-    @property
-    def start_cursor(self) -> str | None:
-        return self.edges[0].cursor if self.edges else None
-
-    @property
-    def end_cursor(self) -> str | None:
-        return self.edges[-1].cursor if self.edges else None
-
-    async def total_count(self, ctx: Context) -> int:
+def _total(tree_filter: TreeFilter | None) -> Callable[[Context], Awaitable[int]]:
+    async def total(ctx: Context) -> int:
         async def count() -> int:
             async with ctx.db.reads() as reads:
-                return await reads.count_trees(self.tree_filter)
+                return await reads.count_trees(tree_filter)
 
-        return await ctx.caches.counts.get(("total", self.tree_filter), count)
+        return await ctx.caches.counts.get(("total", tree_filter), count)
+
+    return total
 
 
 async def get_tree(ctx: Context, tree_id: UUID) -> TreeState | None:
@@ -88,16 +72,17 @@ async def list_trees(
     position = None if after is None else decode_cursor(after, order)
     async with ctx.db.reads() as reads:
         rows = await reads.list_trees(tree_filter, order, first + 1, position)
-    page = rows[:first]
-    if prime:
-        for tree in page:
-            ctx.loaders.tree.prime(tree.message_tree_id, tree)
-    return TreePage(
-        edges=tuple(TreeEdge(t, order) for t in page),
-        has_next_page=len(rows) > first,
+    page = keyset_page(
+        rows,
+        first,
+        lambda tree: encode_cursor(order, sort_key(tree)),
         has_previous_page=position is not None,
-        tree_filter=tree_filter,
+        total=_total(tree_filter),
     )
+    if prime:
+        for tree in page.nodes:
+            ctx.loaders.tree.prime(tree.message_tree_id, tree)
+    return page
 
 
 async def count_trees(

@@ -12,10 +12,10 @@ from domain.values import StateCount, TreeOrder, TreeState
 from resolvers import log, lottery, trees
 from resolvers.log import LogPage
 from resolvers.trees import TreePage
-from schema.connection import MessageTreeStateConnection
+from schema.connection import MessageTreeStateConnection, StateTransitionConnection
 from schema.enums import CountDimension, MessageTreeStateOrder
 from schema.inputs import MessageTreeStateFilter, to_filter
-from schema.log_types import LotteryStatus, StateTransitionConnection
+from schema.log_types import LotteryStatus
 from schema.types import (
     Info,
     MessageTreeState,

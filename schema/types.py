@@ -120,12 +120,6 @@ class PageInfo:
     end_cursor: str | None
 
 
-@strawberry.type
-class MessageTreeStateEdge:
-    node: MessageTreeState
-    cursor: str = strawberry.field(description="Opaque; pass as `after` to continue.")
-
-
 @strawberry.type(description="Grouped tree count; a dimension not grouped by is null.")
 class StateCount:
     state: State | None
