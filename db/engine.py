@@ -6,7 +6,7 @@ import asyncio
 import collections
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +19,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from db.faults import UNREACHABLE, Breaker, DatabaseUnavailable, Fault, FaultKind, fault_of
+from db.faults import (
+    UNREACHABLE,
+    Breaker,
+    DatabaseUnavailable,
+    Fault,
+    FaultKind,
+    fault_of,
+    is_connectivity,
+)
 
 _DRIVERS = {
     "postgresql": "postgresql+asyncpg",
@@ -209,6 +217,30 @@ def _guard_connects(engine: AsyncEngine, guard: Breaker) -> None:
         return connection
 
     event.listen(engine.sync_engine, "do_connect", connect)
+
+
+async def wait_until_reachable(
+    engine: AsyncEngine, within_s: float, waiting: Callable[[Fault], None]
+) -> None:
+    """Return once the database accepts a connection; `waiting` is told (once) when the first
+    attempt fails. After `within_s` seconds the last attempt's error is raised. Errors that are
+    not about reaching the database (a wrong password, say) are raised at once."""
+    deadline = time.monotonic() + within_s
+    pause = 0.25
+    told = False
+    while True:
+        try:
+            async with engine.connect():
+                return
+        except Exception as exc:
+            fault = fault_of(exc)
+            if not is_connectivity(fault) or time.monotonic() >= deadline:
+                raise
+            if not told:
+                waiting(fault or UNREACHABLE)
+                told = True
+        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, 2.0)
 
 
 _OPENED_AT = "treegate_opened_at"

@@ -137,7 +137,7 @@ def fault_of(error: BaseException) -> Fault | None:
         if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
             return CONNECTION_LOST
         if isinstance(current, sqlite3.OperationalError):
-            return _sqlite_fault(str(current))
+            return _sqlite_fault(current)
         if isinstance(current, _CONNECTION_ERRORS):
             return CONNECTION_LOST
         if isinstance(current, ConnectionRefusedError | TimeoutError):
@@ -147,10 +147,17 @@ def fault_of(error: BaseException) -> Fault | None:
     return None
 
 
-def _sqlite_fault(message: str) -> Fault | None:
-    if "locked" in message or "busy" in message:
+# SQLite's primary result codes (https://www.sqlite.org/rescode.html); an extended code
+# carries its primary one in the low byte.
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_IOERR, _SQLITE_CANTOPEN = 5, 6, 10, 14
+
+
+def _sqlite_fault(error: sqlite3.OperationalError) -> Fault | None:
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
         return Fault(FaultKind.CONFLICT, "busy", "the database stayed locked by another writer")
-    if "unable to open" in message or "disk i/o" in message.lower():
+    if primary in (_SQLITE_IOERR, _SQLITE_CANTOPEN):
         return UNREACHABLE
     return None
 

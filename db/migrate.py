@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -9,7 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "treegate_alembic_version"
@@ -44,3 +45,60 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaStatus:
+    """Where a database's schema stands against the migrations this code ships."""
+
+    current: str | None
+    """The database's revision; None if it has no Treegate tables."""
+    required: str | None
+    known: bool
+    """Whether `current` is one of this code's revisions (else a newer Treegate migrated it)."""
+
+    @property
+    def ready(self) -> bool:
+        return self.current == self.required
+
+    @property
+    def reason(self) -> str:
+        if self.ready:
+            return "ready"
+        if self.current is None:
+            return "not_migrated"
+        return "older_schema" if self.known else "newer_schema"
+
+    @property
+    def problem(self) -> str | None:
+        """What is wrong and what to do, to follow "the database": None when it is ready."""
+        if self.ready:
+            return None
+        if self.current is None:
+            return "has no Treegate tables yet: run `treegate migrate`"
+        if self.known:
+            return (
+                f"is at schema revision {self.current} and this Treegate needs "
+                f"{self.required}: run `treegate migrate`"
+            )
+        return (
+            f"is at schema revision {self.current}, which this Treegate does not know (a newer "
+            "Treegate migrated it): run that version"
+        )
+
+
+async def schema_status(engine: AsyncEngine | AsyncConnection) -> SchemaStatus:
+    """The database's revision against this code's head (one short read)."""
+
+    def read(connection: Connection) -> str | None:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
+
+    if isinstance(engine, AsyncConnection):
+        current = await engine.run_sync(read)
+    else:
+        async with engine.connect() as conn:
+            current = await conn.run_sync(read)
+    scripts = ScriptDirectory.from_config(alembic_config())
+    known = current is not None and current in {r.revision for r in scripts.walk_revisions()}
+    return SchemaStatus(current, scripts.get_current_head(), known)

@@ -63,7 +63,7 @@ class ImportReport:
     """Trees written."""
     messages: int = 0
     users: int = 0
-    """Users the file names (written if new)."""
+    """Users written: those the file names that the database did not hold."""
     skipped: int = 0
     """Trees already in the database, or twice in the file."""
     invalid: int = 0
@@ -228,7 +228,9 @@ async def _write_batch(
             used |= ids
             writable.append(pending)
         trees = [p.tree for p in writable]
-        users = sorted({u for t in trees for u in t.users})
+        named = sorted({u for t in trees for u in t.users})
+        known = await _existing(conn, tables.user.c.id, named)
+        users = [u for u in named if u not in known]
         report.users += len(users)
         if users:
             await conn.execute(

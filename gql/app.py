@@ -11,7 +11,6 @@ from dataclasses import replace
 from typing import TypedDict
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -21,6 +20,7 @@ from strawberry.http.ides import get_graphql_ide_html
 
 from db.engine import breaker, create_engine
 from db.faults import RETRY_AFTER_S, fault_of
+from db.migrate import schema_status
 from gql import dashboard
 from gql.fast_lane import TreegateApp
 from gql.graphiql import localize, static_mount, with_example_query
@@ -132,13 +132,25 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
         try:
             async with asyncio.timeout(settings.ready_timeout):
                 async with probe_engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+                    status = await schema_status(conn)
         except Exception as exc:  # any failure means "not ready", whatever the driver raised
             fault = fault_of(exc)
             reason = fault.reason if fault is not None else type(exc).__name__
             logger.warning("readiness check failed: %s", reason)
             return JSONResponse(
                 {"status": "unavailable", "database": engine.dialect.name, "reason": reason},
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        if status.problem is not None:
+            logger.warning("readiness check failed: the database %s", status.problem)
+            return JSONResponse(
+                {
+                    "status": "unavailable",
+                    "database": engine.dialect.name,
+                    "reason": status.reason,
+                    "detail": f"the database {status.problem}",
+                },
                 status_code=503,
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )

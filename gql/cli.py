@@ -9,17 +9,52 @@ from typing import Annotated, Any
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.core import TyperGroup
 
 from gql.cli_data import export_trees, import_trees
 from gql.cli_persisted import persisted_app
 from gql.cli_writes import keys_app, lottery_app, run_with_engine, tree_app
+from gql.failures import ExitCode, OperationalFailure, explain, safe_url
 from gql.settings import Settings
 
+
+class _Group(TyperGroup):
+    """Says an operational failure in one line and exits with its code (`gql.failures`); the
+    traceback only with --debug or TREEGATE_LOG_LEVEL=debug."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer.Context (Typer types it with its own click)
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            failure = explain(exc, None)
+            if failure is None or _debugging(ctx):
+                raise
+            typer.echo(f"treegate: {failure}", err=True)
+            raise typer.Exit(failure.code) from None
+
+
+def _debugging(ctx: typer.Context) -> bool:
+    return bool(ctx.params.get("debug")) or os.environ.get("TREEGATE_LOG_LEVEL", "") == "debug"
+
+
 app = typer.Typer(
+    cls=_Group,
     help="Treegate: a GraphQL gateway over Open-Assistant's message tree state machine.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback of a failure.")
+    ] = False,
+) -> None:
+    """Treegate: a GraphQL gateway over Open-Assistant's message tree state machine."""
+
 
 app.add_typer(keys_app, name="keys")
 app.add_typer(lottery_app, name="lottery")
@@ -33,20 +68,26 @@ SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema" / "schema.graphq
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address [TREEGATE_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [TREEGATE_PORT].")] = None,
-    workers: Annotated[int | None, typer.Option(help="Processes [TREEGATE_WORKERS].")] = None,
+    host: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Bind address [TREEGATE_HOST].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(metavar="PORT", help="Port [TREEGATE_PORT].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(metavar="N", help="Processes [TREEGATE_WORKERS].")
+    ] = None,
 ) -> None:
-    """Serve the GraphQL API (GraphiQL on /graphql in development).
+    """Serve the GraphQL API.
 
-    On SIGTERM (or Ctrl-C) it stops accepting connections, lets the requests in flight finish
-    within TREEGATE_SHUTDOWN_GRACE_S, closes the database pool and exits 0.
+    GraphiQL is on /graphql in development. On SIGTERM (or Ctrl-C) it stops accepting
+    connections, lets the requests in flight finish within TREEGATE_SHUTDOWN_GRACE_S, closes the
+    database pool and exits 0.
     """
     import signal
 
     import uvicorn
 
     settings = Settings()
+    _check_database()
     lighten_log_records()
     # uvicorn handles the signal while it serves, shuts down gracefully, then raises the signal
     # again for the handler that was there before: this one, so that a requested stop is a
@@ -108,31 +149,77 @@ def log_config(level: str) -> dict[str, Any]:
     return config
 
 
+def _check_database() -> None:
+    """Refuse to serve a database without this code's schema; serve one that cannot be reached
+    now (it may be starting: /readyz answers 503 until it is back), saying so."""
+
+    async def nothing(_engine: AsyncEngine, _settings: Settings) -> None:
+        return None
+
+    try:
+        run_with_engine(nothing)
+    except OperationalFailure as failure:
+        if failure.code is not ExitCode.UNAVAILABLE:
+            raise
+        typer.echo(f"treegate: {failure}; serving anyway, /readyz answers 503 until then", err=True)
+
+
 def _stopped(_signal: int, _frame: object) -> None:
     """The stop signal, raised again by uvicorn after its graceful shutdown: nothing to do."""
 
 
 @app.command()
-def migrate() -> None:
-    """Create or upgrade the tables (Treegate's, and Open-Assistant's where absent)."""
+def migrate(
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            metavar="SECONDS",
+            min=0,
+            help="Wait up to this long for the database to accept connections (a container "
+            "started beside its database does).",
+        ),
+    ] = 0,
+) -> None:
+    """Create or upgrade the tables.
+
+    Treegate's tables, and Open-Assistant's where absent; a database already at this version is
+    left as it is.
+    """
+    from db.engine import wait_until_reachable
+    from db.faults import Fault
     from db.migrate import upgrade
 
     async def work(engine: AsyncEngine, settings: Settings) -> str:
+        def waiting(fault: Fault) -> None:
+            typer.echo(
+                f"waiting up to {wait:g} s for the database at {safe_url(settings.database_url)}"
+                f" ({fault.reason})",
+                err=True,
+            )
+
+        await wait_until_reachable(engine, wait, waiting)
         await upgrade(engine)
         return settings.database_url
 
-    typer.echo(f"migrated {_safe_url(run_with_engine(work))}")
+    typer.echo(f"migrated {safe_url(run_with_engine(work, needs_schema=False))}")
 
 
 @app.command()
 def seed(
-    trees: Annotated[int, typer.Option(min=1, help="How many trees to write.")] = 2000,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same data.")] = 0,
+    trees: Annotated[int, typer.Option(metavar="N", min=1, help="How many trees to write.")] = 2000,
+    seed: Annotated[
+        int, typer.Option("--seed", metavar="N", help="Random seed: same seed, same data.")
+    ] = 0,
     if_empty: Annotated[
         bool, typer.Option("--if-empty", help="Do nothing (and succeed) if trees exist.")
     ] = False,
 ) -> None:
-    """Write a realistic, deterministic demo data set (oasst2's distribution)."""
+    """Write a demo data set.
+
+    Realistic (oasst2's distribution) and deterministic (the same seed writes the same data),
+    and it keeps every rule Treegate enforces.
+    """
     from db import seed as seeding
 
     async def work(engine: AsyncEngine, _settings: Settings) -> int:
@@ -159,8 +246,10 @@ def seed(
 
 @app.command()
 def prune() -> None:
-    """Delete expired idempotency keys now (a serving process also does it every
-    TREEGATE_PRUNE_INTERVAL_S)."""
+    """Delete expired idempotency keys now.
+
+    A serving process also does it every TREEGATE_PRUNE_INTERVAL_S.
+    """
     from resolvers.context import utc_now
     from resolvers.maintenance import prune_expired
 
@@ -173,12 +262,17 @@ def prune() -> None:
 
 @app.command("export-schema")
 def export_schema(
-    output: Annotated[Path, typer.Option(help="Where to write the SDL.")] = SCHEMA_FILE,
+    output: Annotated[
+        Path, typer.Option(metavar="FILE", help="Where to write the SDL.")
+    ] = SCHEMA_FILE,
     check: Annotated[
         bool, typer.Option("--check", help="Fail if the file differs instead of writing it.")
     ] = False,
 ) -> None:
-    """Write the GraphQL schema (SDL) to schema/schema.graphql."""
+    """Write the GraphQL schema (SDL) to a file.
+
+    By default schema/schema.graphql, the committed copy.
+    """
     from schema.build import sdl
 
     text = sdl()
@@ -194,16 +288,13 @@ def export_schema(
 
 @app.command("state-table")
 def state_table() -> None:
-    """Print the states and the transition table as Markdown (as in the README)."""
+    """Print the state machine as Markdown.
+
+    The states and the transition table, as in the README.
+    """
     from gql.docs import state_machine_markdown
 
     typer.echo(state_machine_markdown(), nl=False)
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def main() -> None:

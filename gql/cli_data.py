@@ -23,12 +23,11 @@ err = Console(stderr=True)
 def import_trees(
     file: Annotated[
         Path,
-        typer.Argument(
-            exists=True, dir_okay=False, readable=True, help="A `.trees.jsonl` file, or `.gz`."
-        ),
+        typer.Argument(metavar="FILE", readable=False, help="A `.trees.jsonl` file, or `.gz`."),
     ],
     origin: Annotated[
-        str | None, typer.Option(help="The trees' origin, in place of the file's.")
+        str | None,
+        typer.Option(metavar="NAME", help="The trees' origin, in place of the file's."),
     ] = None,
     skip_invalid: Annotated[
         bool,
@@ -37,12 +36,17 @@ def import_trees(
         ),
     ] = False,
     batch_size: Annotated[
-        int, typer.Option(min=1, max=10_000, help="Trees written per transaction.")
+        int,
+        typer.Option(metavar="N", min=1, max=10_000, help="Trees written per transaction."),
     ] = oa_import.DEFAULT_BATCH,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
-    """Import an Open-Assistant tree export (JSON Lines, gzipped or not): users, messages and
-    tree states. Trees already present are skipped, so importing a file again changes nothing."""
+    """Import an Open-Assistant tree export.
+
+    The file is JSON Lines, gzipped or not, one tree per line: its users, messages and tree
+    state are written. Trees already present are skipped, so importing a file again changes
+    nothing.
+    """
     size = file.stat().st_size
     started = time.monotonic()
     progress = Progress(
@@ -89,25 +93,39 @@ def import_trees(
         raise typer.Exit(1) from None
     elapsed = time.monotonic() - started
     typer.echo(
-        f"imported {report.trees:,} trees ({report.messages:,} messages, {report.users:,} users) "
-        f"from {file} in {elapsed:.1f} s ({report.trees / max(elapsed, 1e-9):,.0f} trees/s); "
-        f"skipped {report.skipped:,} already present; {report.invalid:,} invalid lines"
+        f"imported {counted(report.trees, 'tree')} ({counted(report.messages, 'message')}, "
+        f"{counted(report.users, 'new user')}) from {file} in {elapsed:.1f} s "
+        f"({report.trees / max(elapsed, 1e-9):,.0f} trees/s); skipped "
+        f"{counted(report.skipped, 'tree')} already present; "
+        f"{counted(report.invalid, 'invalid line')}"
     )
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 tree`, `2,000 trees`."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def export_trees(
     file: Annotated[
-        str, typer.Argument(help="Where to write (`.gz`: gzipped; `-`: standard output).")
+        str,
+        typer.Argument(
+            metavar="FILE", help="Where to write (`.gz`: gzipped; `-`: standard output)."
+        ),
     ],
     state: Annotated[
         list[str] | None,
-        typer.Option("--state", help="Only trees in this state (repeatable)."),
+        typer.Option("--state", metavar="STATE", help="Only trees in this state (repeatable)."),
     ] = None,
     lang: Annotated[
-        list[str] | None, typer.Option("--lang", help="Only trees in this language (repeatable).")
+        list[str] | None,
+        typer.Option("--lang", metavar="LANG", help="Only trees in this language (repeatable)."),
     ] = None,
 ) -> None:
-    """Export trees in Open-Assistant's tree export format, one tree per line."""
+    """Export trees in Open-Assistant's tree export format.
+
+    One tree per line, as `treegate import` reads it.
+    """
     states = [_state(s) for s in state or ()]
     started = time.monotonic()
 

@@ -12,22 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import persisted as store
 from db.engine import write_transaction
-from gql.cli_writes import run_with_engine
+from gql.cli_writes import echo_table, run_with_engine
 from gql.settings import Settings
 from schema.build import build_schema
 
 persisted_app = typer.Typer(
-    help="Persisted queries: the documents TREEGATE_PERSISTED_QUERIES=allowlist runs.",
+    help="Register the documents an allow-listed server runs.",
     no_args_is_help=True,
 )
 
 
 def checked(path: Path) -> tuple[str, str | None]:
     """The document of a .graphql file, valid against the schema; its first operation's name."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise typer.BadParameter(f"{path}: {error.strerror}") from None
+    text = path.read_text(encoding="utf-8")  # a missing file: said by `gql.failures`
     try:
         document = parse(text)
     except GraphQLError as error:
@@ -45,9 +42,14 @@ def checked(path: Path) -> tuple[str, str | None]:
 
 @persisted_app.command("add")
 def add(
-    files: Annotated[list[Path], typer.Argument(help=".graphql files, one document each.")],
+    files: Annotated[
+        list[Path], typer.Argument(metavar="FILE...", help=".graphql files, one document each.")
+    ],
 ) -> None:
-    """Register documents (valid against the schema); prints each one's SHA-256."""
+    """Register documents.
+
+    Each must be valid against the schema; prints each one's SHA-256.
+    """
     documents = [(path, *checked(path)) for path in files]
 
     async def work(engine: AsyncEngine, _settings: Settings) -> list[tuple[Path, str, bool]]:
@@ -74,5 +76,7 @@ def list_documents() -> None:
     if not found:
         typer.echo("no persisted queries")
         return
-    for query in found:
-        typer.echo(f"{query.sha256}\t{query.name}\t{query.created_at:%Y-%m-%d %H:%M}")
+    echo_table(
+        ("SHA256", "NAME", "REGISTERED"),
+        [(q.sha256, q.name or "-", f"{q.created_at:%Y-%m-%d %H:%M}") for q in found],
+    )

@@ -10,7 +10,7 @@ import asyncio
 import getpass
 import json
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 from uuid import UUID
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import keys as key_store
 from db.engine import create_engine, write_transaction
+from db.migrate import schema_status
 from domain.codec import encode_outcome
 from domain.outcomes import (
     Identity,
@@ -30,6 +31,7 @@ from domain.outcomes import (
 )
 from domain.states import State
 from domain.transitions import Operation, Role
+from gql.failures import ExitCode, OperationalFailure, explain, safe_url
 from gql.settings import Settings
 from resolvers import lottery, transitions
 from resolvers.context import Context, Limits
@@ -43,18 +45,44 @@ T = TypeVar("T")
 KEY_PREFIX = "tg_"
 
 
-def run_with_engine(work: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
-    """Run `work` on an engine built from the environment's settings, disposed afterwards."""
+def run_with_engine(
+    work: Callable[[AsyncEngine, Settings], Awaitable[T]], *, needs_schema: bool = True
+) -> T:
+    """Run `work` on an engine built from the environment's settings, disposed afterwards.
+
+    With `needs_schema`, the database must be at this code's schema revision first. A database
+    that cannot be reached or is not migrated, a missing file: an `OperationalFailure` that says
+    so in one line (`gql.failures`).
+    """
     settings = Settings()
 
     async def main() -> T:
         engine = create_engine(settings.database_url, settings.pool)
         try:
+            if needs_schema:
+                await require_schema(engine, settings.database_url)
             return await work(engine, settings)
         finally:
             await engine.dispose()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except OperationalFailure:
+        raise
+    except Exception as exc:
+        failure = explain(exc, settings.database_url)
+        if failure is None:
+            raise
+        raise failure from exc
+
+
+async def require_schema(engine: AsyncEngine, database_url: str) -> None:
+    status = await schema_status(engine)
+    if status.problem is not None:
+        raise OperationalFailure(
+            f"the database at {safe_url(database_url)} {status.problem}",
+            ExitCode.CONFIG,
+        )
 
 
 def new_key() -> str:
@@ -63,13 +91,21 @@ def new_key() -> str:
 
 @keys_app.command("create")
 def create_key(
-    name: Annotated[str, typer.Option(help="The key's name: the actor in the transition log.")],
-    role: Annotated[str, typer.Option(help="reader, operator, moderator or admin.")] = "reader",
+    name: Annotated[
+        str,
+        typer.Option(metavar="NAME", help="The key's name: the actor in the transition log."),
+    ],
+    role: Annotated[
+        str, typer.Option(metavar="ROLE", help="reader, operator, moderator or admin.")
+    ] = "reader",
     replace: Annotated[
         bool, typer.Option("--replace", help="Delete an existing key of this name first.")
     ] = False,
 ) -> None:
-    """Create a key and print it. It is shown only this once; only its hash is stored."""
+    """Create a key and print it.
+
+    The key is shown only this once: only its hash is stored.
+    """
     try:
         chosen = Role[role.upper()]
     except KeyError:
@@ -106,17 +142,38 @@ def list_keys() -> None:
     if not found:
         typer.echo("no API keys")
         return
-    for k in found:
-        revoked = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+    echo_table(
+        ("NAME", "ROLE", "PREFIX", "CREATED", "REVOKED"),
+        [
+            (
+                k.name,
+                k.role.name.lower(),
+                f"{k.prefix}…",
+                f"{k.created_at:%Y-%m-%d %H:%M}",
+                f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "-",
+            )
+            for k in found
+        ],
+    )
+
+
+def echo_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Rows under a header, in columns two spaces apart (as `docker ps` prints them)."""
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
         typer.echo(
-            f"{k.name}\t{k.role.name.lower()}\t{k.prefix}…\t"
-            f"created {k.created_at:%Y-%m-%d %H:%M}\t{revoked}"
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
 
 
 @keys_app.command("revoke")
-def revoke_key(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
-    """Revoke a key: requests carrying it are refused from now on."""
+def revoke_key(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The key's name.")],
+) -> None:
+    """Revoke a key.
+
+    Requests carrying it are refused from now on.
+    """
 
     async def work(engine: AsyncEngine, _settings: Settings) -> bool:
         async with write_transaction(engine) as conn:
@@ -146,8 +203,10 @@ def _report(outcome: TransitionOutcome | LotteryOutcome) -> None:
 
 @lottery_app.command("draw")
 def draw(
-    lang: Annotated[str, typer.Option(help="The language to draw for, e.g. en.")],
-    max_activate: Annotated[int, typer.Option("--max", min=1, help="Trees to activate.")] = 1,
+    lang: Annotated[str, typer.Option(metavar="LANG", help="The language to draw for, e.g. en.")],
+    max_activate: Annotated[
+        int, typer.Option("--max", metavar="N", min=1, help="Trees to activate.")
+    ] = 1,
 ) -> None:
     """Draw waiting prompts into growing, as drawPromptLottery does."""
 
@@ -175,25 +234,26 @@ def _tree_command(
     _report(run_with_engine(work))
 
 
-Reason = Annotated[str | None, typer.Option(help="Recorded in the transition log.")]
+TreeId = Annotated[UUID, typer.Argument(metavar="TREE_ID", help="The tree's message_tree_id.")]
+Reason = Annotated[str | None, typer.Option(metavar="TEXT", help="Recorded in the transition log.")]
 
 
 @tree_app.command("halt")
-def halt(tree_id: UUID, reason: Reason = None) -> None:
+def halt(tree_id: TreeId, reason: Reason = None) -> None:
     """Halt a tree (as haltTree)."""
     _tree_command(Operation.HALT_TREE, tree_id, reason, None)
 
 
 @tree_app.command("resume")
-def resume(tree_id: UUID, reason: Reason = None) -> None:
+def resume(tree_id: TreeId, reason: Reason = None) -> None:
     """Resume a halted tree (as resumeTree)."""
     _tree_command(Operation.RESUME_TREE, tree_id, reason, None)
 
 
 @tree_app.command("transition")
 def transition(
-    tree_id: UUID,
-    to: Annotated[str, typer.Option(help="The target state, e.g. ranking.")],
+    tree_id: TreeId,
+    to: Annotated[str, typer.Option(metavar="STATE", help="The target state, e.g. ranking.")],
     reason: Reason = None,
 ) -> None:
     """Move a tree along the transition table (as transitionTree)."""

@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from db.engine import create_engine
+from db.migrate import upgrade
 from domain.values import CountDimension, StateCount, TreeFilter
 from gql.graphiql import EXAMPLE_QUERY, GraphiQLTemplateError, with_example_query
 from gql.settings import Settings
@@ -37,6 +39,33 @@ async def test_readyz_names_the_database(client: httpx.AsyncClient, backend: str
     response = await client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "database": backend}
+
+
+async def test_readyz_is_not_ready_until_the_schema_is_migrated(tmp_path: Path) -> None:
+    settings = _sqlite(tmp_path)
+    async with client_for(settings) as client:
+        before = await client.get("/readyz")
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade(engine, "0002")
+            older = await client.get("/readyz")
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+        after = await client.get("/readyz")
+    assert before.status_code == 503
+    assert before.headers["retry-after"] == "1"
+    assert before.json() == {
+        "status": "unavailable",
+        "database": "sqlite",
+        "reason": "not_migrated",
+        "detail": "the database has no Treegate tables yet: run `treegate migrate`",
+    }
+    assert older.status_code == 503
+    assert older.json()["reason"] == "older_schema"
+    assert "is at schema revision 0002 and this Treegate needs" in older.json()["detail"]
+    assert after.status_code == 200
+    assert after.json() == {"status": "ready", "database": "sqlite"}
 
 
 @pytest.mark.parametrize("down", ["refused", "hanging"])

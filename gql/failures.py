@@ -1,0 +1,104 @@
+"""The operational failures a user meets at the command line, each said in one line.
+
+A database that cannot be reached, a database without Treegate's tables (or at another schema
+revision), a file that is missing or not accessible: `treegate` prints what happened and what to
+do, and exits with a code of its own (sysexits(3), so that scripts can tell them apart). The
+traceback is shown only with `--debug` or TREEGATE_LOG_LEVEL=debug. Anything else is a bug, and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+
+from db.faults import fault_of, is_connectivity
+
+
+class ExitCode(enum.IntEnum):
+    """What `treegate` exits with, besides 0 (done), 1 (refused: see its message) and 2 (a
+    command line it does not understand)."""
+
+    NO_INPUT = 66
+    """A file to read does not exist."""
+    UNAVAILABLE = 69
+    """The database cannot be reached."""
+    NO_PERMISSION = 77
+    """A file or directory is not accessible."""
+    CONFIG = 78
+    """The database's schema is not the one this Treegate needs (run `treegate migrate`), or a
+    setting is invalid."""
+
+
+class OperationalFailure(Exception):
+    """An expected failure: its message says what to do; `code` is the exit status."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def safe_url(url: str) -> str:
+    """The database URL without its password, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def explain(error: BaseException, database_url: str | None) -> OperationalFailure | None:
+    """`error` as an operational failure, or None if it is not one of those (a bug)."""
+    for current in _chain(error):
+        if isinstance(current, OperationalFailure):
+            return current
+        if isinstance(current, ValidationError) and current.title == "Settings":
+            return OperationalFailure(_invalid_settings(current), ExitCode.CONFIG)
+        if isinstance(current, FileNotFoundError) and current.filename is not None:
+            return OperationalFailure(
+                f"{current.filename}: no such file or directory", ExitCode.NO_INPUT
+            )
+        if isinstance(current, PermissionError) and current.filename is not None:
+            return OperationalFailure(
+                f"{current.filename}: permission denied", ExitCode.NO_PERMISSION
+            )
+        if isinstance(current, IsADirectoryError) and current.filename is not None:
+            return OperationalFailure(f"{current.filename}: is a directory", ExitCode.NO_INPUT)
+    fault = fault_of(error)
+    if database_url is not None and is_connectivity(fault):
+        url = make_url(database_url)
+        if url.get_backend_name() == "sqlite":
+            return OperationalFailure(
+                f"cannot open the SQLite database {url.database}: its directory must exist "
+                "and be writable (TREEGATE_DATABASE_URL)",
+                ExitCode.UNAVAILABLE,
+            )
+        return OperationalFailure(
+            f"cannot reach the database at {safe_url(database_url)} ({_cause(error)}): is it "
+            "running, and is TREEGATE_DATABASE_URL right?",
+            ExitCode.UNAVAILABLE,
+        )
+    return None
+
+
+def _cause(error: BaseException) -> str:
+    """The innermost exception's own words, on one line."""
+    innermost = list(_chain(error))[-1]
+    text = str(innermost).strip().splitlines()
+    return text[0] if text else type(innermost).__name__
+
+
+def _invalid_settings(error: ValidationError) -> str:
+    problems = [
+        f"TREEGATE_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}"
+        for e in error.errors()
+    ]
+    return "invalid setting: " + "; ".join(problems)
