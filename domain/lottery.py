@@ -7,6 +7,9 @@ from collections.abc import Sequence
 from typing import NamedTuple
 from uuid import UUID
 
+MAX_ACTIVE_TREES = 10
+"""The default cap on growing trees per language (Open-Assistant's `max_active_trees`)."""
+
 MONTH = "month"
 """The `user_stats.time_frame` whose `reply_ranked_1` weights an author."""
 

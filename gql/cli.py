@@ -222,7 +222,7 @@ def seed(
     """
     from db import seed as seeding
 
-    async def work(engine: AsyncEngine, _settings: Settings) -> int:
+    async def work(engine: AsyncEngine, settings: Settings) -> int:
         existing = await seeding.count_trees(engine)
         if existing:
             if if_empty:
@@ -234,7 +234,7 @@ def seed(
                 err=True,
             )
             return 1
-        report = await seeding.seed(engine, trees, seed)
+        report = await seeding.seed(engine, trees, seed, max_active_trees=settings.max_active_trees)
         typer.echo(
             f"seeded {report.trees} trees, {report.messages} messages, "
             f"{report.users} users (seed {seed})"

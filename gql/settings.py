@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.engine import PoolOptions
 from db.faults import Backoff
+from domain.lottery import MAX_ACTIVE_TREES
 from domain.transitions import Role
 from resolvers.context import WritePolicy
 from schema.limits import DocumentLimits
@@ -102,7 +103,7 @@ class Settings(BaseSettings):
         description="Role of keyless requests: default reader (development), none (production).",
     )
     max_active_trees: int = Field(
-        10, ge=0, description="Growing trees per language the lottery allows."
+        MAX_ACTIVE_TREES, ge=0, description="Growing trees per language the lottery allows."
     )
     max_activate: int = Field(100, ge=1, description="The largest `maxActivate` a draw accepts.")
     idempotency_ttl_hours: float = Field(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.faults import Backoff
 from db.session import RequestConnection
+from domain.lottery import MAX_ACTIVE_TREES
 from domain.outcomes import Identity
 from domain.transitions import Role
 from resolvers.caches import Caches
@@ -30,7 +31,7 @@ class Limits:
 class WritePolicy:
     """Settings of the write side, shared by all requests of a process."""
 
-    max_active_trees: int = 10
+    max_active_trees: int = MAX_ACTIVE_TREES
     max_activate: int = 100
     idempotency_ttl: timedelta = timedelta(hours=24)
     rng: random.Random = field(default_factory=random.Random)

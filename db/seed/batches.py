@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from db.seed.plan import BASE_DATE, BATCH_TREES, SPAN_S, USER_CHUNK, Row, user_count
 from db.seed.trees import TreeGenerator
 from db.seed.users import UserPool
+from domain.lottery import MAX_ACTIVE_TREES
 
 
 @dataclass(frozen=True)
@@ -22,17 +23,31 @@ class SeedBatch:
     trees: list[Row]
 
 
-def generate(trees: int, seed: int = 0, *, now: datetime | None = None) -> Iterator[SeedBatch]:
+def generate(
+    trees: int,
+    seed: int = 0,
+    *,
+    now: datetime | None = None,
+    max_active_trees: int = MAX_ACTIVE_TREES,
+) -> Iterator[SeedBatch]:
     """The demo data for `trees` trees as batches of rows; pure and deterministic.
 
     Dates run from 2023-02-01 to 2023-10-31 (UTC); with `now` (time-zone aware), the same
-    timeline is shifted so that it ends at `now`.
+    timeline is shifted so that it ends at `now`. No language has more growing trees than the
+    lottery's cap, `max_active_trees`, allows (`plan.growing_room`).
     """
-    return iter_batches(trees, seed, now=now, batch_trees=BATCH_TREES)
+    return iter_batches(
+        trees, seed, now=now, batch_trees=BATCH_TREES, max_active_trees=max_active_trees
+    )
 
 
 def iter_batches(
-    trees: int, seed: int, *, now: datetime | None, batch_trees: int
+    trees: int,
+    seed: int,
+    *,
+    now: datetime | None,
+    batch_trees: int,
+    max_active_trees: int = MAX_ACTIVE_TREES,
 ) -> Iterator[SeedBatch]:
     """`generate`, with `batch_trees` trees per batch (the arguments are checked right away)."""
     if trees < 0:
@@ -48,7 +63,7 @@ def iter_batches(
     user_rng = random.Random(master.getrandbits(64))
     tree_rng = random.Random(master.getrandbits(64))
     users = UserPool(user_count(trees), user_rng, origin)
-    gen = TreeGenerator(trees, tree_rng, origin, users)
+    gen = TreeGenerator(trees, tree_rng, origin, users, max_active_trees)
     return _batch_iter(users, gen, trees, batch_trees)
 
 

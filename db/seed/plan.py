@@ -11,6 +11,7 @@ from itertools import accumulate
 from typing import Any
 
 from db.trees import TREE_DEFAULTS
+from domain.lottery import MAX_ACTIVE_TREES
 from domain.states import State
 
 Row = dict[str, Any]
@@ -119,13 +120,20 @@ GROWING_SIZES = (1, 2, 3, 4, 5, 6, 7, 8)
 GROWING_SIZE_CUM = tuple(accumulate((3, 3, 3, 2, 2, 1, 1, 1)))
 
 
-def state_counts(trees: int) -> dict[State, int]:
+def growing_room(max_active_trees: int) -> int:
+    """Growing trees the seeder puts in one language: the lottery's cap, less a fifth of it (at
+    least one slot) left free, so that a draw on the demo data can activate a waiting prompt."""
+    return max(max_active_trees - max(1, max_active_trees // 5), 0)
+
+
+def state_counts(trees: int, max_active_trees: int = MAX_ACTIVE_TREES) -> dict[State, int]:
     """How many of `trees` trees are in each state (every State is a key; counts sum to `trees`).
 
     Largest remainder over the oasst2 counts (ties go to the state with the larger oasst2
     count), then: at least one `ranking` tree from `RANKING_MIN_TREES` trees on (taken from
     `prompt_lottery_waiting`), and from `RARE_STATES_MIN_TREES` trees on max(1, trees // 2000)
-    trees for each of `RARE_STATES` (taken from `ready_for_export`).
+    trees for each of `RARE_STATES` (taken from `ready_for_export`). Growing trees beyond what
+    the lottery's cap allows in every language (`growing_room`) wait for the lottery instead.
     """
     if trees < 0:
         raise ValueError("trees must be >= 0")
@@ -147,6 +155,9 @@ def state_counts(trees: int) -> dict[State, int]:
         for state in RARE_STATES:
             counts[state] += each
             counts[State.READY_FOR_EXPORT] -= each
+    excess = max(counts[State.GROWING] - growing_room(max_active_trees) * len(LANG_WEIGHTS), 0)
+    counts[State.GROWING] -= excess
+    counts[State.PROMPT_LOTTERY_WAITING] += excess
     return counts
 
 

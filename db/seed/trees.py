@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import datetime, timedelta
 from itertools import accumulate
 
@@ -25,10 +26,12 @@ from db.seed.plan import (
     RECENT_S,
     ROOT_MAX_S,
     Row,
+    growing_room,
     state_counts,
 )
 from db.seed.review import review_replies, review_root
 from db.seed.users import UserPool
+from domain.lottery import MAX_ACTIVE_TREES
 from domain.states import State, is_active
 
 
@@ -39,20 +42,45 @@ class TreeGenerator:
     that order (each tree's draws depend on the ones before it).
     """
 
-    def __init__(self, trees: int, rng: random.Random, origin: datetime, users: UserPool) -> None:
+    def __init__(
+        self,
+        trees: int,
+        rng: random.Random,
+        origin: datetime,
+        users: UserPool,
+        max_active_trees: int = MAX_ACTIVE_TREES,
+    ) -> None:
         self.rng = rng
         self.origin = origin
         self.users = users
-        states = [state for state, n in state_counts(trees).items() for _ in range(n)]
+        counts = state_counts(trees, max_active_trees)
+        states = [state for state, n in counts.items() for _ in range(n)]
         rng.shuffle(states)
         self.states = states
         self.langs = [lang for lang, _ in LANG_WEIGHTS]
         self.lang_cum = list(accumulate(weight for _, weight in LANG_WEIGHTS))
+        self.room = growing_room(max_active_trees)
+        self.growing: Counter[str] = Counter()
+
+    def _growing_lang(self, drawn: str) -> str:
+        """`drawn`, or, if it has as many growing trees as the lottery allows, another language
+        drawn by weight among those with room (`state_counts` leaves room for every one)."""
+        if self.growing[drawn] >= self.room:
+            open_langs = [(lang, w) for lang, w in LANG_WEIGHTS if self.growing[lang] < self.room]
+            drawn = pick(
+                self.rng,
+                [lang for lang, _ in open_langs],
+                list(accumulate(w for _, w in open_langs)),
+            )
+        self.growing[drawn] += 1
+        return drawn
 
     def tree(self, state: State, out: list[Row]) -> Row:
         """Append the messages of one tree in `state` to `out`; return its tree row."""
         rng = self.rng
         lang = pick(rng, self.langs, self.lang_cum)
+        if state is State.GROWING:
+            lang = self._growing_lang(lang)
         origin: str | None = ORIGIN_DEMO if rng.random() < 0.1 else None
         if state is State.BACKLOG_RANKING:
             origin = ORIGIN_BACKLOG

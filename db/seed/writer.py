@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db import tables
 from db.seed.batches import iter_batches
 from db.seed.plan import BATCH_TREES, INSERT_CHUNK
+from domain.lottery import MAX_ACTIVE_TREES
 
 
 @dataclass(frozen=True)
@@ -21,14 +22,21 @@ class SeedReport:
 
 
 async def seed(
-    engine: AsyncEngine, trees: int, seed: int = 0, *, batch_trees: int = BATCH_TREES
+    engine: AsyncEngine,
+    trees: int,
+    seed: int = 0,
+    *,
+    batch_trees: int = BATCH_TREES,
+    max_active_trees: int = MAX_ACTIVE_TREES,
 ) -> SeedReport:
     """Write `generate(trees, seed)` to the database in one transaction.
 
     The next batch is generated in a worker thread while the current one is being written, so
     generating overlaps with waiting for the database.
     """
-    batches = iter_batches(trees, seed, now=None, batch_trees=batch_trees)
+    batches = iter_batches(
+        trees, seed, now=None, batch_trees=batch_trees, max_active_trees=max_active_trees
+    )
     n_trees = n_messages = n_users = 0
     async with engine.begin() as conn:
         batch = await asyncio.to_thread(next, batches, None)

@@ -27,6 +27,8 @@ from db.seed import (
     seed,
     state_counts,
 )
+from db.seed.plan import LANG_WEIGHTS
+from domain.lottery import MAX_ACTIVE_TREES
 from domain.states import State, is_active
 
 Row = dict[str, Any]
@@ -73,6 +75,11 @@ def largest_remainder(n: int) -> dict[State, int]:
         for state in RARE_STATES:
             result[state] += max(1, n // 2000)
             result[State.READY_FOR_EXPORT] -= max(1, n // 2000)
+    # Growing trees beyond the lottery's cap in every language (less the free fifth) wait.
+    room = (MAX_ACTIVE_TREES - MAX_ACTIVE_TREES // 5) * len(LANG_WEIGHTS)
+    excess = max(result[State.GROWING] - room, 0)
+    result[State.GROWING] -= excess
+    result[State.PROMPT_LOTTERY_WAITING] += excess
     return result
 
 
@@ -146,12 +153,30 @@ def test_state_counts_sum_and_minimums(n: int) -> None:
         assert all(counts[state] >= 1 for state in RARE_STATES)
 
 
-def test_state_counts_match_oasst2_at_full_size() -> None:
-    counts = state_counts(70_642)
+def test_state_counts_match_oasst2_at_full_size_where_the_lottery_cap_allows() -> None:
+    counts = state_counts(70_642, max_active_trees=1_000)
     rare = sum(counts[state] for state in RARE_STATES)
     assert counts[State.READY_FOR_EXPORT] + rare == OASST2_STATE_COUNTS[State.READY_FOR_EXPORT]
     for state in OASST2_STATE_COUNTS.keys() - {State.READY_FOR_EXPORT}:
         assert counts[state] == OASST2_STATE_COUNTS[state]
+
+
+def test_growing_trees_beyond_the_cap_wait_for_the_lottery() -> None:
+    capped = state_counts(70_642)
+    assert capped[State.GROWING] == 8 * len(LANG_WEIGHTS)
+    moved = OASST2_STATE_COUNTS[State.GROWING] - capped[State.GROWING]
+    assert capped[State.PROMPT_LOTTERY_WAITING] == (
+        OASST2_STATE_COUNTS[State.PROMPT_LOTTERY_WAITING] + moved
+    )
+    assert state_counts(2000, max_active_trees=0)[State.GROWING] == 0
+
+
+@pytest.mark.parametrize("cap", [0, 1, 3, 10])
+def test_no_language_has_more_growing_trees_than_the_cap(cap: int) -> None:
+    _, _, _, trees = collect(list(generate(5000, seed=4, max_active_trees=cap)))
+    growing = Counter(t["lang"] for t in trees if t["state"] == State.GROWING.value)
+    assert max(growing.values(), default=0) <= cap
+    assert sum(growing.values()) == state_counts(5000, cap)[State.GROWING]
 
 
 def test_small_seed_still_covers_the_common_states() -> None:
