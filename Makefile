@@ -5,12 +5,17 @@ UV := .uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+RUN_STAMP := $(VENV)/.run-stamp
+# The demo `make run` serves: the embedded SQLite database and how many trees it is seeded with.
+DEMO_DB := treegate.db
+DEMO_TREES := 2000
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install browser audit-tools bench-tools run test test-under-load lint format schema clean bench soak bench-import
+.PHONY: install install-run browser audit-tools bench-tools run reset-demo screenshot test test-under-load lint format schema clean bench soak bench-import
 
 install: $(STAMP)
+install-run: $(RUN_STAMP)
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -19,7 +24,12 @@ $(UV):
 # Installs exactly what uv.lock pins (the project itself, editable, and the dev tools).
 $(STAMP): $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --python $(PYTHON)
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
+
+# What serving needs and no more (no test or lint tools); keeps them if they are there.
+$(RUN_STAMP): $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --no-dev --inexact --python $(PYTHON)
+	touch $(RUN_STAMP)
 
 # The GraphiQL browser test drives Debian's Chromium through chromedriver (a test tool's own
 # browser download cannot work offline). Installs them only when missing; sudo only if not root.
@@ -36,11 +46,24 @@ browser:
 
 # A development admin key is (re)created on every run and printed, so GraphiQL users can try
 # the mutations: paste it into GraphiQL's headers as {"Authorization": "Bearer <key>"}.
-run: install
+run: install-run
 	$(BIN)/treegate migrate
-	$(BIN)/treegate seed --trees 2000 --if-empty
+	$(BIN)/treegate seed --trees $(DEMO_TREES) --if-empty
 	@$(BIN)/treegate keys create --name dev-admin --role admin --replace
 	$(BIN)/treegate serve
+
+# Start the demo over: deletes the demo database (only that: never one TREEGATE_DATABASE_URL
+# names), so that the next `make run` seeds it afresh and the README's examples answer as shown.
+reset-demo:
+	@if [ -n "$$TREEGATE_DATABASE_URL" ]; then \
+		echo "TREEGATE_DATABASE_URL is set: reset-demo deletes only the demo's $(DEMO_DB)"; exit 1; \
+	fi
+	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	@echo "deleted $(DEMO_DB): the next make run seeds the demo data again"
+
+# docs/dashboard.png: the dashboard on the demo data `make run` serves, in headless Chromium.
+screenshot: install browser
+	$(BIN)/python scripts/dashboard_screenshot.py --trees $(DEMO_TREES) --output docs/dashboard.png
 
 # The GraphQL-over-HTTP audit (npm's graphql-http, pinned by its lock file) runs under Node.js.
 AUDIT_DIR := tests/e2e/audit

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 import sqlite3
 from collections import Counter
 from contextlib import closing
@@ -21,11 +22,18 @@ NEVER_DRAWN = {State.INITIAL_PROMPT_REVIEW, State.PROMPT_LOTTERY_WAITING}
 
 
 def make_run_commands() -> list[list[str]]:
-    """The `treegate` commands of the Makefile's `run` target that prepare the data."""
-    lines = (ROOT / "Makefile").read_text().split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    """The `treegate` commands `make run` runs to prepare the data, as make expands them."""
+    planned = subprocess.run(
+        ["make", "--no-print-directory", "-n", "run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     commands = []
-    for line in lines.splitlines()[1:]:
-        words = shlex.split(line.strip().lstrip("@"))
+    for line in planned.splitlines():
+        words = shlex.split(line)
         if words and words[0].endswith("/treegate") and words[1] in ("migrate", "seed"):
             commands.append(words[1:])
     return commands

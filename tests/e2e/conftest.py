@@ -9,14 +9,11 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from sqlalchemy.engine import URL
 
 from tests.databases import PostgresUnavailable, postgres_database
+from tests.e2e.browser import CHROMEDRIVER, CHROMIUM, chromium
 from tests.e2e.server import clean_env
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
 @pytest.fixture
@@ -31,28 +28,9 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[webdriv
         )
     # Should Selenium Manager ever run, it must download nothing.
     monkeypatch.setenv("SE_OFFLINE", "true")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=1400,900",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    service = Service(
-        executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "chromedriver.log")
-    )
-    driver = webdriver.Chrome(options=options, service=service)
-    try:
+    with chromium(tmp_path) as driver:
         assert driver.service.path == str(CHROMEDRIVER)
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -74,10 +74,17 @@ def test_the_dashboard_polls_shows_changes_and_survives_an_outage(
         browser.get(f"{base}/dashboard")
         # Production: no key, no data; the page says so.
         wait.until(lambda d: d.find_element(By.ID, "notice").is_displayed())
-        assert "API key" in browser.find_element(By.ID, "notice").text
+        assert browser.find_element(By.ID, "notice").text.startswith(
+            "This server needs an API key: enter a reader key above"
+        )
         key = browser.find_element(By.ID, "key")
+        change = "document.getElementById('key').dispatchEvent(new Event('change'))"
+        key.send_keys("tg_not-a-key")
+        browser.execute_script(change)
+        wait.until(lambda d: "refused" in d.find_element(By.ID, "notice").text)
+        key.clear()
         key.send_keys(reader)
-        browser.execute_script("document.getElementById('key').dispatchEvent(new Event('change'))")
+        browser.execute_script(change)
         interval = browser.find_element(By.ID, "interval")
         interval.clear()
         interval.send_keys(str(INTERVAL_S))
