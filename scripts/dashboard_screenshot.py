@@ -36,8 +36,10 @@ def main() -> int:
         with serving(env, work / "server.log") as base, chromium(work) as browser:
             browser.get(f"{base}/dashboard")
             WebDriverWait(browser, 30).until(
-                lambda d: d.find_elements(By.CSS_SELECTOR, "#states .bar")
-                and d.find_element(By.ID, "status").get_attribute("data-refreshed-at")
+                lambda d: (
+                    d.find_elements(By.CSS_SELECTOR, "#states .bar")
+                    and d.find_element(By.ID, "status").get_attribute("data-refreshed-at")
+                )
             )
             args.output.parent.mkdir(parents=True, exist_ok=True)
             if not browser.save_screenshot(str(args.output)):
