@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 import sqlite3
+import subprocess
 from collections import Counter
 from contextlib import closing
 from pathlib import Path
