@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 import strawberry
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     GraphQLError,
     GraphQLSchema,
     MaxIntrospectionDepthRule,
     NoSchemaIntrospectionCustomRule,
+    ValueNode,
+    ValuesOfCorrectTypeRule,
     recommended_rules,
     specified_rules,
     validate,
@@ -61,14 +65,50 @@ class IntrospectionDepthRule(MaxIntrospectionDepthRule):
         super().report_error(error)
 
 
+class LocatedValuesRule(ValuesOfCorrectTypeRule):
+    """graphql-core's check of literal values, with every error located at its value.
+
+    A scalar that refuses a literal with its own `GraphQLError` (Strawberry's UUID and DateTime
+    do) gives an error without a location; this rule remembers which value it is checking
+    (graphql-core visits each through `enter_<kind>_value`) and places such errors there.
+    """
+
+    _value: ValueNode | None = None
+
+    def report_error(self, error: GraphQLError) -> None:
+        if not error.nodes and self._value is not None:
+            error = GraphQLError(
+                error.message,
+                self._value,
+                original_error=error.original_error,
+                extensions=error.extensions,
+            )
+        super().report_error(error)
+
+
+def _remembering(visit: Callable[..., Any]) -> Callable[..., Any]:
+    def enter(self: LocatedValuesRule, node: ValueNode, *args: Any) -> Any:
+        self._value = node
+        return visit(self, node, *args)
+
+    return enter
+
+
+for _kind in ("null", "list", "object", "enum", "int", "float", "string", "boolean"):
+    _name = f"enter_{_kind}_value"
+    setattr(LocatedValuesRule, _name, _remembering(getattr(ValuesOfCorrectTypeRule, _name)))
+
+_REPLACED: dict[type[ASTValidationRule], type[ASTValidationRule]] = {
+    MaxIntrospectionDepthRule: IntrospectionDepthRule,
+    ValuesOfCorrectTypeRule: LocatedValuesRule,
+}
+
 VALIDATION_RULES = tuple(
-    dict.fromkeys(
-        IntrospectionDepthRule if rule is MaxIntrospectionDepthRule else rule
-        for rule in (*specified_rules, *recommended_rules)
-    )
+    dict.fromkeys(_REPLACED.get(rule, rule) for rule in (*specified_rules, *recommended_rules))
 )
 """graphql-core's specified and recommended rules, each once (graphql-core 3.3 lists the
-introspection depth limit in both), the introspection depth limit coded."""
+introspection depth limit in both): the introspection depth limit coded, literal values'
+errors located."""
 
 
 class TreegateSchema(strawberry.Schema):

@@ -264,7 +264,9 @@ class _Walker:
         for argument in node.arguments or ():
             if argument.name.value == "first":
                 if isinstance(argument.value, IntValueNode):
-                    return max(int(argument.value.value), 1)
+                    # Beyond the page size the field refuses `first` itself, with the more
+                    # specific message: counted as the largest page, it is not a cost problem.
+                    return min(max(int(argument.value.value), 1), self.limits.max_page_size)
                 return self.limits.max_page_size  # a variable: assume the worst
         if isinstance(default, int):
             return max(default, 1)

@@ -21,6 +21,7 @@ from gql.cli import lighten_log_records
 from schema.build import (
     VALIDATION_RULES,
     IntrospectionDepthRule,
+    LocatedValuesRule,
     build_schema,
     graphql_core_schema,
 )
@@ -56,6 +57,15 @@ def test_graphql_core_introspection_depth_rule_reports_through_report_error() ->
     )
     assert IntrospectionDepthRule in VALIDATION_RULES, message
     assert [(e.extensions or {}).get("code") for e in errors] == [INTROSPECTION_DEPTH], message
+
+
+def test_graphql_core_checks_literal_values_through_enter_value_methods() -> None:
+    """`schema.build.LocatedValuesRule` places a scalar's own error at the value it refused."""
+    document = parse('{ messageTreeState(messageTreeId: "nope") { state } }')
+    errors = validate(graphql_core_schema(build_schema()), document, VALIDATION_RULES)
+    message = named("graphql-core", "ValuesOfCorrectTypeRule", "schema/build.py LocatedValuesRule")
+    assert LocatedValuesRule in VALIDATION_RULES, message
+    assert [e.formatted.get("locations") for e in errors] == [[{"line": 1, "column": 35}]], message
 
 
 def test_graphql_core_token_limit_is_told_from_a_syntax_error_by_its_message() -> None:

@@ -40,12 +40,43 @@ def assert_bad_input(body: dict[str, Any], field: str, *words: str) -> str:
     return message
 
 
-@pytest.mark.parametrize("first", [0, -1, 101, 1000])
+@pytest.mark.parametrize("first", [0, -1, 101, 1000, 100_000, 2**31 - 1])
 async def test_first_out_of_range(
     client: httpx.AsyncClient, engine: AsyncEngine, first: int
 ) -> None:
     body = await gql(client, PAGE, {"first": first})
     assert_bad_input(body, "messageTreeStates", "`first`", "between 1 and 100", str(first))
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ messageTreeStates(first: 100000) { totalCount } }",
+        "{ messageTreeStates(first: 100000) { nodes { transitions(first: 100000) { at } } } }",
+    ],
+)
+async def test_a_literal_first_over_the_page_size_is_a_page_size_error(
+    client: httpx.AsyncClient, engine: AsyncEngine, query: str
+) -> None:
+    """Not "estimated cost is 10000100001": the field says what is wrong with `first`."""
+    body = await gql(client, query)
+    assert_bad_input(body, "messageTreeStates", "`first` must be between 1 and 100", "100000")
+
+
+@pytest.mark.parametrize(
+    ("query", "column"),
+    [
+        ('{ messageTreeState(messageTreeId: "nope") { state } }', 35),
+        ('{ messageTreeStates(filter: {wonLotteryAfter: "soon"}) { totalCount } }', 29),
+    ],
+)
+async def test_an_invalid_literal_is_located(
+    client: httpx.AsyncClient, query: str, column: int
+) -> None:
+    body = await gql(client, query)
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert error["locations"] == [{"line": 1, "column": column}]
 
 
 async def test_first_at_the_bounds_is_accepted(
