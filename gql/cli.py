@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +27,12 @@ class _Group(TyperGroup):
     def invoke(self, ctx: Any) -> Any:  # typer.Context (Typer types it with its own click)
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # What reads our output stopped reading (`treegate export - | head`): stop quietly,
+            # with the status of a process a closed pipe ended, as other command-line tools do.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(128 + signal.SIGPIPE) from None
         except Exception as exc:
             failure = explain(exc, None)
             if failure is None or _debugging(ctx):
@@ -82,7 +90,6 @@ def serve(
     connections, lets the requests in flight finish within TREEGATE_SHUTDOWN_GRACE_S, closes the
     database pool and exits 0.
     """
-    import signal
 
     import uvicorn
 
@@ -171,15 +178,15 @@ def _stopped(_signal: int, _frame: object) -> None:
 @app.command()
 def migrate(
     wait: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--wait",
             metavar="SECONDS",
             min=0,
             help="Wait up to this long for the database to accept connections (a container "
-            "started beside its database does).",
+            "started beside its database does) [TREEGATE_MIGRATE_WAIT_S, 0].",
         ),
-    ] = 0,
+    ] = None,
 ) -> None:
     """Create or upgrade the tables.
 
@@ -191,14 +198,16 @@ def migrate(
     from db.migrate import upgrade
 
     async def work(engine: AsyncEngine, settings: Settings) -> str:
+        within = settings.migrate_wait_s if wait is None else wait
+
         def waiting(fault: Fault) -> None:
             typer.echo(
-                f"waiting up to {wait:g} s for the database at {safe_url(settings.database_url)}"
-                f" ({fault.reason})",
+                f"waiting up to {within:g} s for the database at "
+                f"{safe_url(settings.database_url)} ({fault.reason})",
                 err=True,
             )
 
-        await wait_until_reachable(engine, wait, waiting)
+        await wait_until_reachable(engine, within, waiting)
         await upgrade(engine)
         return settings.database_url
 

@@ -61,7 +61,7 @@ def add(
         return added
 
     for path, digest, new in run_with_engine(work):
-        typer.echo(f"{digest}\t{path}\t{'added' if new else 'already registered'}")
+        typer.echo(f"{digest}  {path}  {'added' if new else 'already registered'}")
 
 
 @persisted_app.command("list")

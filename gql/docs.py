@@ -31,5 +31,11 @@ def transitions_table() -> str:
     return "\n".join(lines)
 
 
+HALTING_A_HALTED_TREE = (
+    "Halting a tree that is already halted changes nothing: `haltTree` answers `TransitionApplied` "
+    "with `transition: null`, the log gains no row, and the new reason is not recorded."
+)
+
+
 def state_machine_markdown() -> str:
-    return f"{states_table()}\n\n{transitions_table()}\n"
+    return f"{states_table()}\n\n{transitions_table()}\n\n{HALTING_A_HALTED_TREE}\n"

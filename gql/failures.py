@@ -60,6 +60,8 @@ def explain(error: BaseException, database_url: str | None) -> OperationalFailur
     for current in _chain(error):
         if isinstance(current, OperationalFailure):
             return current
+        if isinstance(current, BrokenPipeError):
+            return None  # the reader of our output went away (`| head`): not the database
         if isinstance(current, ValidationError) and current.title == "Settings":
             return OperationalFailure(_invalid_settings(current), ExitCode.CONFIG)
         if isinstance(current, FileNotFoundError) and current.filename is not None:

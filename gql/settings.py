@@ -87,6 +87,9 @@ class Settings(BaseSettings):
         description="Ping a pooled PostgreSQL connection before use if idle this long (s).",
     )
     ready_timeout: float = Field(2.0, gt=0, description="Seconds /readyz waits for the database.")
+    migrate_wait_s: float = Field(
+        0, ge=0, description="Seconds `treegate migrate` waits for the database (`--wait`)."
+    )
     max_concurrent_requests: int = Field(
         256,
         ge=1,

@@ -62,8 +62,9 @@ def iter_batches(
     # chunks without changing the trees.
     user_rng = random.Random(master.getrandbits(64))
     tree_rng = random.Random(master.getrandbits(64))
+    lang_rng = random.Random(master.getrandbits(64))
     users = UserPool(user_count(trees), user_rng, origin)
-    gen = TreeGenerator(trees, tree_rng, origin, users, max_active_trees)
+    gen = TreeGenerator(trees, tree_rng, origin, users, max_active_trees, lang_rng)
     return _batch_iter(users, gen, trees, batch_trees)
 
 

@@ -49,8 +49,12 @@ class TreeGenerator:
         origin: datetime,
         users: UserPool,
         max_active_trees: int = MAX_ACTIVE_TREES,
+        lang_rng: random.Random | None = None,
     ) -> None:
         self.rng = rng
+        # Languages drawn again for growing trees over the cap come from a stream of their own,
+        # so that every other value of the data set stays what it is without a cap.
+        self.lang_rng = lang_rng or random.Random(0)
         self.origin = origin
         self.users = users
         counts = state_counts(trees, max_active_trees)
@@ -68,7 +72,7 @@ class TreeGenerator:
         if self.growing[drawn] >= self.room:
             open_langs = [(lang, w) for lang, w in LANG_WEIGHTS if self.growing[lang] < self.room]
             drawn = pick(
-                self.rng,
+                self.lang_rng,
                 [lang for lang, _ in open_langs],
                 list(accumulate(w for _, w in open_langs)),
             )

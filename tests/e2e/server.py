@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,15 +55,22 @@ class Server:
 
 @contextmanager
 def server_process(
-    env: dict[str, str], log_path: Path, port: int | None = None
+    env: dict[str, str],
+    log_path: Path,
+    port: int | None = None,
+    command: Sequence[str] | None = None,
 ) -> Iterator[Server]:
     """`treegate serve` until ready, on `port` (a free one by default, so that a server can come
     back on the same); yields it, then stops it with SIGTERM (unless the test did) and checks
-    that it shut down cleanly: exit status 0, pool closed."""
+    that it shut down cleanly: exit status 0, pool closed. `command` replaces `treegate serve`
+    (it must then serve on TREEGATE_PORT, which is set to `port`)."""
     port = port or free_port()
     log = log_path.open("a")
     process = subprocess.Popen(
-        [TREEGATE, "serve", "--port", str(port)], env=env, stdout=log, stderr=log
+        command or [TREEGATE, "serve", "--port", str(port)],
+        env=env | {"TREEGATE_PORT": str(port)},
+        stdout=log,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
