@@ -162,13 +162,14 @@ async def test_a_mutation_whose_backend_is_terminated_gets_503_changes_nothing_a
 
 
 async def refused_connections(url: str, within: float = 20.0) -> None:
-    """Wait until the server refuses new connections (it closes its socket when signalled)."""
+    """Wait until the server serves no new connection: refused once it has closed its socket,
+    or, for one the kernel accepted just before, closed without an answer."""
     async with asyncio.timeout(within):
         while True:
             async with httpx.AsyncClient() as probe:  # a new connection each time
                 try:
                     await probe.get(url)
-                except httpx.ConnectError:
+                except (httpx.ConnectError, httpx.RemoteProtocolError):
                     return
             await asyncio.sleep(0.05)
 
