@@ -12,9 +12,11 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from db.engine import create_engine
 from db.migrate import VERSION_TABLE, upgrade
+from gql.cli import app as cli_app
 from tests.e2e.server import TREEGATE, clean_env, run_cli
 from tests.oa_files import Variant, generate_trees, write_file
 
@@ -200,3 +202,27 @@ def test_a_file_that_is_not_gzip_is_one_line(tmp_path: Path) -> None:
     result = run_cli(env_with(url), "import", str(broken), "--quiet")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "args", "code", "words"),
+    [
+        (UNREACHABLE, ["keys", "list"], 69, "cannot reach the database"),
+        ("sqlite:///{tmp}/empty.db", ["keys", "list"], 78, "has no Treegate tables yet"),
+        ("sqlite:///{tmp}/empty.db", ["import", "{tmp}/nowhere.jsonl"], 66, "no such file"),
+    ],
+)
+def test_the_same_in_process(
+    url: str,
+    args: list[str],
+    code: int,
+    words: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The command group's handling, run in the test process (as CliRunner runs commands)."""
+    monkeypatch.setenv("TREEGATE_DATABASE_URL", url.format(tmp=tmp_path))
+    result = CliRunner().invoke(cli_app, [arg.format(tmp=tmp_path) for arg in args])
+    assert result.exit_code == code, result.output
+    assert words in result.output
+    assert "Traceback" not in result.output
