@@ -72,3 +72,30 @@ def test_the_demo_data_keeps_every_invariant(tmp_path: Path) -> None:
     outcome = json.loads(drawn.stdout)
     assert (outcome["kind"], outcome["message"]) == ("drawn", "drew 1 of 1 asked")
     assert outcome["growing_after"] == growing[lang] + 1
+
+
+def test_make_reset_demo_deletes_the_demo_database_and_nothing_else(tmp_path: Path) -> None:
+    files = [tmp_path / name for name in ("treegate.db", "treegate.db-wal", "treegate.db-shm")]
+    kept = tmp_path / "other.db"
+    for path in [*files, kept]:
+        path.write_bytes(b"x")
+    make = ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "reset-demo"]
+    env = clean_env()
+    # A configured database is never the demo's: refused, nothing deleted.
+    refused = subprocess.run(
+        make,
+        cwd=tmp_path,
+        env=env | {"TREEGATE_DATABASE_URL": "sqlite:///treegate.db"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "TREEGATE_DATABASE_URL is set" in refused.stdout
+    assert all(path.exists() for path in files)
+    done = subprocess.run(make, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert not any(path.exists() for path in files)
+    assert kept.exists()
+    assert "the next make run seeds the demo data again" in done.stdout
