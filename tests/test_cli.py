@@ -10,6 +10,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from typer.main import get_command
 from typer.testing import CliRunner, Result
 
 from db.migrate import VERSION_TABLE, head_revision
@@ -105,3 +106,24 @@ def test_seed_refuses_zero_trees(db_file: Path) -> None:
     result = run("seed", "--trees", "0")
     assert result.exit_code == 2
     assert count(db_file, "message_tree_state") == 0
+
+
+def _paths(command: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    subcommands = getattr(command, "commands", None) or {}
+    return [prefix] + [p for name, sub in subcommands.items() for p in _paths(sub, (*prefix, name))]
+
+
+@pytest.mark.parametrize("path", _paths(get_command(app)), ids=lambda p: " ".join(p) or "treegate")
+def test_help_reads_as_a_user_expects(path: tuple[str, ...]) -> None:
+    """Options name their values (no `<bool>` on a flag, no `<str>`), and the list of commands
+    shows each one's first sentence whole, not cut mid-sentence."""
+    result = CliRunner().invoke(app, [*path, "--help"], terminal_width=100)
+    assert result.exit_code == 0, result.output
+    options = [line for line in result.output.splitlines() if line.lstrip().startswith("--")]
+    assert options
+    for line in options:
+        assert "<bool>" not in line
+        assert "<str>" not in line
+    commands = result.output.split("Commands:\n", 1)[1] if "Commands:" in result.output else ""
+    for line in commands.splitlines():
+        assert not line.rstrip().endswith("..."), line
