@@ -31,7 +31,7 @@ from domain.outcomes import (
 )
 from domain.states import State
 from domain.transitions import Operation, Role
-from gql.failures import ExitCode, OperationalFailure, explain, safe_url
+from gql.failures import ExitCode, OperationalFailure, explain, safe_url, sqlite_file_problem
 from gql.settings import Settings
 from resolvers import lottery, transitions
 from resolvers.context import Context, Limits
@@ -55,6 +55,9 @@ def run_with_engine(
     so in one line (`gql.failures`).
     """
     settings = Settings()
+    unopenable = sqlite_file_problem(settings.database_url)
+    if unopenable is not None:
+        raise unopenable
 
     async def main() -> T:
         engine = create_engine(settings.database_url, settings.pool)

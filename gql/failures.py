@@ -10,7 +10,9 @@ keeps its traceback.
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
@@ -44,6 +46,27 @@ class OperationalFailure(Exception):
 def safe_url(url: str) -> str:
     """The database URL without its password, for messages."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+def sqlite_file_problem(database_url: str) -> OperationalFailure | None:
+    """Why an SQLite database file cannot be opened, found before trying: a connection attempt
+    that fails leaves aiosqlite's thread to finish after the command's event loop has closed."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database)
+    if path.exists():
+        if os.access(path, os.R_OK | os.W_OK):
+            return None
+        why = "the file must be readable and writable by this user"
+    elif path.parent.is_dir() and os.access(path.parent, os.W_OK | os.X_OK):
+        return None
+    else:
+        why = "its directory must exist and be writable"
+    return OperationalFailure(
+        f"cannot open the SQLite database {path}: {why} (TREEGATE_DATABASE_URL)",
+        ExitCode.UNAVAILABLE,
+    )
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:

@@ -41,6 +41,7 @@ def test_defaults() -> None:
         "db_retry_attempts": 3,
         "db_ping_idle_s": 1.0,
         "ready_timeout": 2.0,
+        "migrate_wait_s": 0.0,
         "max_concurrent_requests": 256,
         "shutdown_grace_s": 20,
         "log_level": "info",

@@ -96,7 +96,8 @@ def test_the_dashboard_polls_shows_changes_and_survives_an_outage(
         # The key is kept in the browser: a reload needs no typing.
         browser.refresh()
         wait.until(lambda d: shown_counts(d) == database_counts(db))
-        lottery_rows = browser.find_elements(By.CSS_SELECTOR, "#lottery tr")
+        # The lottery table is fetched after the bars: wait for it, not for a moment.
+        lottery_rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#lottery tr"))
         assert lottery_rows
         # The language filter narrows the bars (and the lottery table) to one language.
         Select(browser.find_element(By.ID, "lang")).select_by_value("de")
