@@ -92,7 +92,8 @@ def test_the_dashboard_polls_shows_changes_and_survives_an_outage(
             "document.getElementById('interval').dispatchEvent(new Event('change'))"
         )
         wait.until(lambda d: shown_counts(d) == database_counts(db))
-        assert not browser.find_element(By.ID, "notice").is_displayed()
+        # The notice goes once the whole refresh has succeeded (after the bars): wait for it.
+        wait.until(lambda d: not d.find_element(By.ID, "notice").is_displayed())
         # The key is kept in the browser: a reload needs no typing.
         browser.refresh()
         wait.until(lambda d: shown_counts(d) == database_counts(db))
