@@ -100,7 +100,7 @@ _CONNECTION_ERRORS = (
 )
 
 
-def _chain(error: BaseException) -> list[BaseException]:
+def causes(error: BaseException) -> list[BaseException]:
     """The error, what it wraps (`orig`) and what caused it, each once."""
     seen: list[BaseException] = []
     pending: list[BaseException | None] = [error]
@@ -120,7 +120,7 @@ def _sqlstate(error: BaseException) -> str | None:
 
 def fault_of(error: BaseException) -> Fault | None:
     """What `error` means as a database fault, or None if it is not one."""
-    chain = _chain(error)
+    chain = causes(error)
     for current in chain:
         if isinstance(current, DatabaseUnavailable):
             return current.fault

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -43,8 +44,15 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await conn.run_sync(read)
 
 
+@cache
+def _scripts() -> tuple[str | None, frozenset[str]]:
+    """The head revision and every revision this code ships (read from disk once)."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    return scripts.get_current_head(), frozenset(r.revision for r in scripts.walk_revisions())
+
+
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return _scripts()[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +107,5 @@ async def schema_status(engine: AsyncEngine | AsyncConnection) -> SchemaStatus:
     else:
         async with engine.connect() as conn:
             current = await conn.run_sync(read)
-    scripts = ScriptDirectory.from_config(alembic_config())
-    known = current is not None and current in {r.revision for r in scripts.walk_revisions()}
-    return SchemaStatus(current, scripts.get_current_head(), known)
+    head, revisions = _scripts()
+    return SchemaStatus(current, head, current is not None and current in revisions)

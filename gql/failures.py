@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
-from db.faults import fault_of, is_connectivity
+from db.faults import causes, fault_of, is_connectivity
 
 
 class ExitCode(enum.IntEnum):
@@ -69,18 +68,9 @@ def sqlite_file_problem(database_url: str) -> OperationalFailure | None:
     )
 
 
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def explain(error: BaseException, database_url: str | None) -> OperationalFailure | None:
     """`error` as an operational failure, or None if it is not one of those (a bug)."""
-    for current in _chain(error):
+    for current in causes(error):
         if isinstance(current, OperationalFailure):
             return current
         if isinstance(current, BrokenPipeError):
@@ -116,7 +106,7 @@ def explain(error: BaseException, database_url: str | None) -> OperationalFailur
 
 def _cause(error: BaseException) -> str:
     """The innermost exception's own words, on one line."""
-    innermost = list(_chain(error))[-1]
+    innermost = list(causes(error))[-1]
     text = str(innermost).strip().splitlines()
     return text[0] if text else type(innermost).__name__
 
