@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from db import messages, trees
-from db.statements import Driver, fetch_asyncpg, fetchrow_asyncpg
+from db.statements import Driver, Query, fetch_asyncpg, fetchrow_asyncpg
 from domain.values import CountDimension, SortKey, StateCount, TreeFilter, TreeOrder, TreeState
 from domain.values import Message as MessageValue
 
@@ -24,8 +24,13 @@ from domain.values import Message as MessageValue
 class PgReads:
     """`db.reads.Reads` on an asyncpg connection that reads statement by statement."""
 
+    pg = True
+
     def __init__(self, db: Driver) -> None:
         self._db = db
+
+    async def rows(self, query: Query) -> Sequence[Any]:
+        return await fetch_asyncpg(self._db, query)
 
     async def get_tree(self, tree_id: UUID) -> TreeState | None:
         row = await fetchrow_asyncpg(self._db, trees.tree_query(tree_id, pg=True))

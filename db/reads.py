@@ -14,6 +14,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import messages, trees
+from db.statements import Query, run_core
 from domain.values import (
     CountDimension,
     Message,
@@ -26,6 +27,13 @@ from domain.values import (
 
 
 class Reads(Protocol):
+    pg: bool
+    """Whether the statements run on PostgreSQL (lists are bound as arrays there)."""
+
+    async def rows(self, query: Query) -> Sequence[Any]:
+        """The rows of a statement built once per shape (`db.statements`), read by position."""
+        ...
+
     async def get_tree(self, tree_id: UUID) -> TreeState | None: ...
 
     async def get_trees(self, ids: Sequence[UUID]) -> dict[UUID, TreeState]: ...
@@ -64,6 +72,10 @@ class CoreReads:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self.pg = conn.dialect.name == "postgresql"
+
+    async def rows(self, query: Query) -> Sequence[Any]:
+        return list(await run_core(self._conn, query))
 
     async def get_tree(self, tree_id: UUID) -> TreeState | None:
         return await trees.get_tree(self._conn, tree_id)

@@ -37,3 +37,16 @@ def check_text(argument: str, value: str | None) -> None:
     cannot hold (and a comparison with one would fail there, not in the client's input)."""
     if value is not None and "\x00" in value:
         raise InvalidInput(argument, f"`{argument}` must not contain NUL characters (U+0000)")
+
+
+class TreeTooLarge(TreegateError):
+    """A tree has more messages than a request may read at once (TREE_TOO_LARGE): answered
+    as an error, never as a partial list presented as the whole tree."""
+
+    def __init__(self, tree_id: object, most: int) -> None:
+        super().__init__(
+            f"message tree {tree_id} has more than {most} messages, the most a request reads "
+            "(TREEGATE_MAX_TREE_MESSAGES); page through it with `messages(filter: "
+            "{messageTreeId: ...})` instead"
+        )
+        self.most = most

@@ -13,6 +13,7 @@ from enum import Enum
 from typing import NamedTuple
 from uuid import UUID
 
+from domain.search import Search
 from domain.states import State
 
 
@@ -93,3 +94,35 @@ class StateCount:
     lang: str | None
     active: bool | None
     count: int
+
+
+class MessageOrder(Enum):
+    """The orders a page of messages can be listed in (Open-Assistant's: by creation date)."""
+
+    CREATED_DATE_ASC = "created_date_asc"
+    CREATED_DATE_DESC = "created_date_desc"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFilter:
+    """Conditions on messages; None means "no condition", an empty tuple matches nothing."""
+
+    message_tree_id: UUID | None = None
+    user_id: UUID | None = None
+    langs: tuple[str, ...] | None = None
+    role: str | None = None
+    created_after: datetime | None = None
+    """Inclusive."""
+    created_before: datetime | None = None
+    """Exclusive."""
+    only_roots: bool = False
+    include_deleted: bool = False
+    search: Search | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageKey:
+    """The keyset position of a message: its creation date and id."""
+
+    created_date: datetime
+    id: UUID

@@ -29,7 +29,7 @@ from gql.middleware import RequestIdMiddleware
 from gql.persisted import PersistedQueries
 from gql.settings import Settings
 from resolvers.caches import Caches, SharedCache
-from resolvers.context import Limits, utc_now
+from resolvers.context import utc_now
 from resolvers.maintenance import Pruner
 from schema.build import build_schema
 
@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
     endpoint = GraphQLEndpoint(
         schema,
         engine,
-        Limits(max_page_size=settings.max_page_size, default_page_size=settings.default_page_size),
+        settings.request_limits,
         policy=settings.write_policy,
         anonymous=settings.anonymous,
         max_body_bytes=settings.max_body_bytes,

@@ -34,7 +34,7 @@ from domain.transitions import Operation, Role
 from gql.failures import ExitCode, OperationalFailure, explain, safe_url, sqlite_file_problem
 from gql.settings import Settings
 from resolvers import lottery, transitions
-from resolvers.context import Context, Limits
+from resolvers.context import Context
 from resolvers.transitions import TransitionRequest
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -191,7 +191,7 @@ def revoke_key(
 def _cli_context(engine: AsyncEngine, settings: Settings) -> Context:
     return Context.create(
         engine,
-        Limits(max_page_size=settings.max_page_size, default_page_size=settings.default_page_size),
+        settings.request_limits,
         "cli",
         identity=Identity(f"cli:{getpass.getuser()}", Role.ADMIN),
         policy=settings.write_policy,

@@ -16,8 +16,9 @@ from db.engine import PoolOptions
 from db.faults import Backoff
 from domain.lottery import MAX_ACTIVE_TREES
 from domain.transitions import Role
-from resolvers.context import WritePolicy
-from schema.limits import DocumentLimits
+from resolvers.context import Limits, WritePolicy
+from resolvers.loaders import DEFAULT_MAX_TREE_MESSAGES
+from schema.limits import DocumentLimits, list_sizes
 
 _POOL = PoolOptions()
 """The pool's defaults, described where the pool is (`db.engine.PoolOptions`)."""
@@ -43,6 +44,12 @@ class Settings(BaseSettings):
     )
     max_page_size: int = Field(100, ge=1, description="Largest `first` a list field accepts.")
     default_page_size: int = Field(50, ge=1, description="`first` when a client sends null.")
+    max_tree_messages: int = Field(
+        DEFAULT_MAX_TREE_MESSAGES,
+        ge=1,
+        description="Most messages a request reads of one tree; a larger tree's tree-wide "
+        "fields answer TREE_TOO_LARGE.",
+    )
     db_pool_size: int = Field(_POOL.size, ge=1, description="Connections kept open per process.")
     db_max_overflow: int = Field(
         _POOL.max_overflow,
@@ -197,6 +204,14 @@ class Settings(BaseSettings):
         return self.env == "development" if self.introspection is None else self.introspection
 
     @property
+    def request_limits(self) -> Limits:
+        return Limits(
+            max_page_size=self.max_page_size,
+            default_page_size=self.default_page_size,
+            max_tree_messages=self.max_tree_messages,
+        )
+
+    @property
     def document_limits(self) -> DocumentLimits:
         return DocumentLimits(
             max_tokens=self.max_tokens,
@@ -205,6 +220,7 @@ class Settings(BaseSettings):
             max_directives=self.max_directives,
             max_cost=self.max_cost,
             max_page_size=self.max_page_size,
+            list_sizes=list_sizes(self.max_tree_messages),
         )
 
     @property

@@ -16,7 +16,7 @@ from domain.lottery import MAX_ACTIVE_TREES
 from domain.outcomes import Identity
 from domain.transitions import Role
 from resolvers.caches import Caches
-from resolvers.loaders import Loaders
+from resolvers.loaders import DEFAULT_MAX_TREE_MESSAGES, Loaders
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,8 @@ class Limits:
 
     max_page_size: int = 100
     default_page_size: int = 50
+    max_tree_messages: int = DEFAULT_MAX_TREE_MESSAGES
+    """The most messages a request reads of one tree (tree-wide fields refuse larger trees)."""
 
 
 @dataclass(slots=True)
@@ -91,7 +93,7 @@ class Context:
             db=db,
             limits=limits,
             request_id=request_id,
-            loaders=Loaders(db),
+            loaders=Loaders(db, limits.max_tree_messages),
             identity=identity or Identity(None, Role.READER),
             policy=policy or WritePolicy(),
             caches=caches or Caches(),
@@ -101,7 +103,7 @@ class Context:
         """Reads after a committed write must see it: drop the read snapshot and caches."""
         self.caches.clear()
         await self.db.reset()
-        self.loaders = Loaders(self.db)
+        self.loaders = Loaders(self.db, self.limits.max_tree_messages)
 
     async def close(self) -> None:
         await self.db.close()

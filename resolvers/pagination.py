@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Generic, NamedTuple, TypeVar
 from uuid import UUID
 
@@ -114,12 +115,20 @@ def encode_cursor(order: TreeOrder, key: SortKey) -> str:
         key.message_tree_id.hex,
         date.isoformat() if uses_date and date is not None else None,
     ]
+    return pack_cursor(payload)
+
+
+def pack_cursor(payload: list[object]) -> str:
+    """An opaque cursor holding `payload` (`[version, order code, id hex, date or null]`)."""
     raw = json.dumps(payload, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, order: TreeOrder, argument: str = "after") -> SortKey:
-    """The sort key inside `cursor`; BAD_USER_INPUT if it is malformed or for another order."""
+def unpack_cursor(
+    cursor: str, codes: Mapping[str, Enum], order: Enum, argument: str = "after"
+) -> tuple[UUID, datetime | None]:
+    """The id and date inside a cursor of `order` (one of `codes`' values); BAD_USER_INPUT if
+    it is malformed or for another order."""
     try:
         # Ours are about 110 characters; anything much longer is not one, and decoding it
         # could be costly (or, deeply nested JSON, exceed the recursion limit).
@@ -127,21 +136,27 @@ def decode_cursor(cursor: str, order: TreeOrder, argument: str = "after") -> Sor
             raise ValueError("cursor too long")
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        version, code, tree_hex, date_text = payload
-        if version != _VERSION or code not in _ORDERS_BY_CODE:
+        version, code, id_hex, date_text = payload
+        if version != _VERSION or code not in codes:
             raise ValueError("unknown cursor version or order")
-        if not isinstance(tree_hex, str) or not isinstance(date_text, str | None):
+        if not isinstance(id_hex, str) or not isinstance(date_text, str | None):
             raise ValueError("cursor id or date is not a string")
-        tree_id = UUID(hex=tree_hex)
+        ident = UUID(hex=id_hex)
         date = None if date_text is None else datetime.fromisoformat(date_text)
         if date is not None and date.tzinfo is None:
             raise ValueError("cursor date has no time zone")
     except (ValueError, TypeError, UnicodeError, binascii.Error):
         raise InvalidInput(argument, f"`{argument}` is not a valid cursor") from None
-    if _ORDERS_BY_CODE[code] is not order:
+    if codes[code] is not order:
         raise InvalidInput(
             argument,
-            f"`{argument}` is a cursor for order {_ORDERS_BY_CODE[code].name}, "
+            f"`{argument}` is a cursor for order {codes[code].name}, "
             f"not {order.name}: restart pagination without it",
         )
+    return ident, date
+
+
+def decode_cursor(cursor: str, order: TreeOrder, argument: str = "after") -> SortKey:
+    """The sort key inside `cursor`; BAD_USER_INPUT if it is malformed or for another order."""
+    tree_id, date = unpack_cursor(cursor, _ORDERS_BY_CODE, order, argument)
     return SortKey(date, tree_id)

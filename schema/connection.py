@@ -12,7 +12,7 @@ import strawberry
 
 from resolvers.pagination import Page
 from schema.log_types import StateTransition
-from schema.types import Info, MessageTreeState, PageInfo
+from schema.types import Info, Message, MessageTreeState, PageInfo
 
 NodeT = TypeVar("NodeT")
 
@@ -55,3 +55,13 @@ class MessageTreeStateConnection(Connection[MessageTreeState]):
 )
 class StateTransitionConnection(Connection[StateTransition]):
     pass
+
+
+@strawberry.type(
+    description="A page of messages in keyset order on (createdDate, id): stable under inserts."
+)
+class MessageConnection(Connection[Message]):
+    total_count: int = strawberry.field(
+        resolver=_total_count,
+        description="Messages matching the filter, on every page (counted only when asked for).",
+    )

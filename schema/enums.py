@@ -33,6 +33,9 @@ MessageTreeStateOrder = _graphql_enum(
     "MessageTreeStateOrder",
     "How a page of trees is ordered. Trees that never won the lottery sort last by date.",
 )
+MessageOrder = _graphql_enum(
+    values.MessageOrder, "MessageOrder", "How a page of messages is ordered: by creation date."
+)
 CountDimension = _graphql_enum(
     values.CountDimension, "CountDimension", "A column tree counts can be grouped by."
 )

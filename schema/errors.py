@@ -15,7 +15,7 @@ from graphql import GraphQLError, get_operation_ast
 from strawberry.extensions import SchemaExtension
 
 from db.faults import RETRY_AFTER_S, fault_of
-from domain.errors import Forbidden, InvalidInput, Unauthenticated
+from domain.errors import Forbidden, InvalidInput, TreeTooLarge, Unauthenticated
 
 logger = logging.getLogger("treegate.errors")
 
@@ -25,6 +25,8 @@ GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 UNAUTHENTICATED = "UNAUTHENTICATED"
 FORBIDDEN = "FORBIDDEN"
+TREE_TOO_LARGE = "TREE_TOO_LARGE"
+"""A tree has more messages than `TREEGATE_MAX_TREE_MESSAGES`: its tree-wide fields refuse."""
 DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
 """The database could not serve the request now (down, connection lost, no connection free in
 time, a conflict that outlasted its retries): HTTP 503 with `Retry-After`."""
@@ -51,6 +53,10 @@ def classify(
     if isinstance(original, InvalidInput):
         extensions.update(code=BAD_USER_INPUT, argument=original.argument)
         return _with(error, original.message, extensions)
+    if isinstance(original, TreeTooLarge):
+        return _with(
+            error, str(original), {**extensions, "code": TREE_TOO_LARGE, "limit": original.most}
+        )
     if isinstance(original, Unauthenticated | Forbidden):
         code = UNAUTHENTICATED if isinstance(original, Unauthenticated) else FORBIDDEN
         return _with(error, str(original), {**extensions, "code": code})

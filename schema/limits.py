@@ -8,8 +8,11 @@ number of fields, and a document of a thousand aliases must not reach them.
 Cost: every field costs 1, plus the cost of its selection times its multiplier. A field with a
 `first` argument (a page) multiplies by `first`: the literal value, the maximum page size when
 it comes from a variable (not known until the request runs), or the argument's default when
-absent. Other fields multiply by 1 (a connection's `nodes` and `edges` are the page's rows,
-already counted by `first`). Fragments are expanded where they are spread.
+absent. A list of messages without `first` multiplies by its size (`list_sizes`): a tree's
+whole list (`messages`, `descendants`) by the most messages a request reads of one tree, the
+others by the size Open-Assistant's trees keep them under (`ASSUMED_LIST_SIZES`). Other fields
+multiply by 1 (a connection's `nodes` and `edges` are the page's rows, already counted by
+`first`). Fragments are expanded where they are spread.
 
 Introspection (`__schema`, `__type`) is left to its own rules, as graphql-armor does by default:
 graphql-core's `MaxIntrospectionDepthRule` bounds its nesting (the circular-introspection attack),
@@ -44,6 +47,7 @@ from graphql import (
 from graphql.language import Visitor
 from graphql.type import GraphQLInterfaceType, GraphQLObjectType
 
+from resolvers.loaders import DEFAULT_MAX_TREE_MESSAGES
 from schema.errors import GRAPHQL_PARSE_FAILED
 
 TOKEN_LIMIT = "TOKEN_LIMIT_EXCEEDED"
@@ -69,6 +73,27 @@ def is_token_limit(error: GraphQLError) -> bool:
     return "more than" in error.message and "tokens" in error.message
 
 
+ASSUMED_LIST_SIZES = {
+    "Message.children": 10,
+    "Message.conversation": 16,
+    "MessageTreeState.longestConversation": 16,
+    "Message.emojis": 8,
+}
+"""Lists a tree's shape keeps short: Open-Assistant grows trees to `max_children_count`
+replies per message and `max_depth` levels (3 and 3 by default, at most a handful in its
+configurations), and gives a handful of emoji kinds."""
+TREE_WIDE_LISTS = ("MessageTreeState.messages", "Message.descendants")
+"""Lists as long as a whole tree: bounded by the most messages a request reads of one tree."""
+
+
+def list_sizes(max_tree_messages: int) -> tuple[tuple[str, int], ...]:
+    """The multiplier of each list field without `first`, as `Type.field`."""
+    return (
+        *((name, max_tree_messages) for name in TREE_WIDE_LISTS),
+        *ASSUMED_LIST_SIZES.items(),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class DocumentLimits:
     max_tokens: int = 2_000
@@ -78,6 +103,8 @@ class DocumentLimits:
     max_cost: int = 50_000
     max_page_size: int = 100
     """The `first` a cost estimate assumes when `first` comes from a variable."""
+    list_sizes: tuple[tuple[str, int], ...] = list_sizes(DEFAULT_MAX_TREE_MESSAGES)
+    """The multiplier of each list field without `first` (`Type.field`, size)."""
 
 
 class LimitExceeded(Exception):
@@ -207,6 +234,7 @@ class _Walker:
         self.limits = limits
         self.deepest = 0
         self._spreading: set[str] = set()
+        self._list_sizes = dict(limits.list_sizes)
 
     def _fields(
         self, selection_set: SelectionSetNode, parent: object
@@ -248,13 +276,15 @@ class _Walker:
                 continue
             field_type = None
             argument_default = None
+            size = None
             if isinstance(parent_type, GraphQLObjectType | GraphQLInterfaceType):
                 definition = parent_type.fields.get(node.name.value)
                 if definition is not None:
                     field_type = get_named_type(definition.type)
                     first = definition.args.get("first")
                     argument_default = first.default_value if first is not None else None
-            multiplier = self._multiplier(node, argument_default)
+                    size = self._list_sizes.get(f"{parent_type.name}.{node.name.value}")
+            multiplier = size or self._multiplier(node, argument_default)
             total += 1 + multiplier * self.cost(node.selection_set, field_type, depth + 1)
             if total > self.limits.max_cost:
                 return total  # over already: stop counting

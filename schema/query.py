@@ -8,16 +8,23 @@ import strawberry
 
 from domain import states, transitions
 from domain.values import CountDimension as DomainCountDimension
+from domain.values import Message as MessageValue
+from domain.values import MessageOrder as MessageOrderValue
 from domain.values import StateCount, TreeOrder, TreeState
-from resolvers import log, lottery, trees
+from resolvers import log, lottery, messages, trees
 from resolvers.log import LogPage
 from resolvers.trees import TreePage
-from schema.connection import MessageTreeStateConnection, StateTransitionConnection
-from schema.enums import CountDimension, MessageTreeStateOrder
-from schema.inputs import MessageTreeStateFilter, to_filter
+from schema.connection import (
+    MessageConnection,
+    MessageTreeStateConnection,
+    StateTransitionConnection,
+)
+from schema.enums import CountDimension, MessageOrder, MessageTreeStateOrder
+from schema.inputs import MessageFilter, MessageTreeStateFilter, to_filter, to_message_filter
 from schema.log_types import LotteryStatus
 from schema.types import (
     Info,
+    Message,
     MessageTreeState,
     StateInfo,
     StateMachine,
@@ -77,6 +84,34 @@ class Query:
             info.context,
             to_filter(filter),
             order_by or TreeOrder.MESSAGE_TREE_ID_ASC,
+            info.context.limits.default_page_size if first is None else first,
+            after,
+        )
+        return page  # type: ignore[return-value]
+
+    @strawberry.field(description="One message by id; null when there is none.")
+    async def message(self, info: Info, id: UUID) -> Message | None:
+        found: MessageValue | None = await messages.get_message(info.context, id)
+        return found  # type: ignore[return-value]
+
+    @strawberry.field(
+        description=(
+            "A page of messages, filtered (with full-text search) and ordered by creation "
+            "date, as Open-Assistant's message query."
+        )
+    )
+    async def messages(
+        self,
+        info: Info,
+        filter: MessageFilter | None = None,
+        order_by: MessageOrder | None = MessageOrderValue.CREATED_DATE_DESC,
+        first: int | None = 50,
+        after: str | None = None,
+    ) -> MessageConnection:
+        page: messages.MessagePage = await messages.list_messages(
+            info.context,
+            to_message_filter(filter),
+            order_by or MessageOrderValue.CREATED_DATE_DESC,
             info.context.limits.default_page_size if first is None else first,
             after,
         )

@@ -15,7 +15,9 @@ import strawberry
 
 from domain import states as domain_states
 from domain import transitions as domain_transitions
+from domain.values import Message as MessageValue
 from domain.values import TreeState
+from resolvers import messages
 from resolvers.context import Context
 from resolvers.log import tree_transitions
 from schema.enums import Guard, Operation, Role, State
@@ -46,6 +48,60 @@ class Message:
     synthetic: bool
     model_name: str | None
 
+    @strawberry.field(description="The message this one answers; null for the root. Batched.")
+    async def parent(self, info: Info) -> Message | None:
+        return cast("Message | None", await messages.parent(info.context, _value(self)))
+
+    @strawberry.field(
+        description="The replies, by rank (0 is best; unranked last), then created date and id. "
+        "Batched."
+    )
+    async def children(self, info: Info, include_deleted: bool | None = False) -> list[Message]:
+        found = await messages.children(
+            info.context, _value(self), include_deleted=bool(include_deleted)
+        )
+        return cast("list[Message]", found)
+
+    @strawberry.field(description="Non-deleted replies. Batched.")
+    async def children_count(self, info: Info) -> int:
+        return await info.context.loaders.children_count.load(_value(self).id)
+
+    @strawberry.field(description="From the root prompt down to this message (this one last).")
+    async def conversation(self, info: Info) -> list[Message]:
+        return cast("list[Message]", await messages.conversation(info.context, _value(self)))
+
+    @strawberry.field(
+        description="This message, then every message below it, depth-first in `children` order."
+    )
+    async def descendants(self, info: Info, include_deleted: bool | None = False) -> list[Message]:
+        found = await messages.descendants(
+            info.context, _value(self), include_deleted=bool(include_deleted)
+        )
+        return cast("list[Message]", found)
+
+    @strawberry.field(description="The state of this message's tree. Batched.")
+    async def tree_state(self, info: Info) -> MessageTreeState:
+        tree = await messages.tree_state(info.context, _value(self))
+        if tree is None:
+            raise LookupError(f"message tree {_value(self).message_tree_id} has no state row")
+        return cast("MessageTreeState", tree)
+
+    @strawberry.field(description="Emoji counts, the most used first. Batched.")
+    async def emojis(self, info: Info) -> list[EmojiCount]:
+        found = await messages.emojis(info.context, _value(self))
+        return [EmojiCount(emoji=name, count=n) for name, n in found]
+
+
+@strawberry.type(description="How many times an emoji was given to a message.")
+class EmojiCount:
+    emoji: str
+    count: int
+
+
+def _value(message: Message) -> MessageValue:
+    # Resolvers return frozen domain values, served as they are (see the module's docstring).
+    return cast(MessageValue, message)
+
 
 def _is_terminal(root: strawberry.Parent[TreeState]) -> bool:
     return root.state in domain_states.TERMINAL_STATES
@@ -72,6 +128,33 @@ async def _transitions(
 
 async def _message_count(root: strawberry.Parent[TreeState], info: Info) -> int:
     return await info.context.loaders.message_count.load(root.message_tree_id)
+
+
+async def _tree_messages(
+    root: strawberry.Parent[TreeState],
+    info: Info,
+    include_deleted: bool | None = False,
+    include_spam: bool | None = True,
+) -> list[Message]:
+    found = await messages.tree_messages(
+        info.context,
+        root.message_tree_id,
+        include_deleted=bool(include_deleted),
+        include_spam=include_spam is not False,
+    )
+    return cast("list[Message]", found)
+
+
+async def _longest_conversation(root: strawberry.Parent[TreeState], info: Info) -> list[Message]:
+    tree = await messages.message_tree(info.context, root.message_tree_id)
+    return cast("list[Message]", tree.longest_conversation())
+
+
+async def _message_with_most_children(
+    root: strawberry.Parent[TreeState], info: Info
+) -> Message | None:
+    tree = await messages.message_tree(info.context, root.message_tree_id)
+    return cast("Message | None", tree.message_with_most_children())
 
 
 @strawberry.type(description="One row of `message_tree_state`: a tree and where it stands.")
@@ -103,6 +186,30 @@ class MessageTreeState:
     )
     message_count: int = strawberry.field(
         resolver=_message_count, description="Non-deleted messages in the tree. Batched per page."
+    )
+    messages: list[Message] = strawberry.field(
+        resolver=_tree_messages,
+        description=(
+            "The whole tree: the root first, then depth-first, siblings in `children` order. "
+            "`includeSpam: false` keeps only accepted messages (review result true); a message "
+            "left out hides the ones below it. One statement for a page of trees; a tree of "
+            "more messages than the server reads at once (TREEGATE_MAX_TREE_MESSAGES) answers "
+            "TREE_TOO_LARGE."
+        ),
+    )
+    longest_conversation: list[Message] = strawberry.field(
+        resolver=_longest_conversation,
+        description=(
+            "The longest path from the root through accepted, non-deleted messages, root "
+            "first; of equally long ones, the one ending in the earliest message."
+        ),
+    )
+    message_with_most_children: Message | None = strawberry.field(
+        resolver=_message_with_most_children,
+        description=(
+            "Of the accepted, non-deleted messages, the one with the most such replies (ties: "
+            "the earliest); null when the root is not accepted."
+        ),
     )
     transitions: list[Annotated[StateTransition, strawberry.lazy("schema.log_types")]] = (
         strawberry.field(

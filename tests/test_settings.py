@@ -30,6 +30,7 @@ def test_defaults() -> None:
         "graphiql": None,
         "max_page_size": 100,
         "default_page_size": 50,
+        "max_tree_messages": 1_000,
         "db_pool_size": 10,
         "db_max_overflow": 0,
         "db_pool_timeout": 2.0,
