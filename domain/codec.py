@@ -19,7 +19,7 @@ from domain.outcomes import (
 )
 from domain.states import State
 from domain.transitions import Operation
-from domain.values import TreeState
+from domain.values import Message, TreeState
 
 Json = dict[str, Any]
 
@@ -44,6 +44,15 @@ def encode_tree(tree: TreeState) -> Json:
         "won_prompt_lottery_date": _date(tree.won_prompt_lottery_date),
         "lang": tree.lang,
     }
+
+
+def encode_message(message: Message) -> Json:
+    """A message's fields (`Message`'s, by name): ids as text, dates in ISO 8601."""
+    data: Json = message._asdict()
+    for name in ("id", "parent_id", "message_tree_id", "user_id"):
+        data[name] = None if data[name] is None else str(data[name])
+    data["created_date"] = _date(message.created_date)
+    return data
 
 
 def decode_tree(data: Json) -> TreeState:

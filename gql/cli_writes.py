@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db import keys as key_store
 from db.engine import create_engine, write_transaction
 from db.migrate import schema_status
-from domain.codec import encode_outcome
+from domain.codec import encode_message, encode_outcome, encode_tree
+from domain.errors import TreeTooLarge
 from domain.outcomes import (
     Identity,
     LotteryDrawn,
@@ -30,16 +31,17 @@ from domain.outcomes import (
     TransitionOutcome,
 )
 from domain.states import State
-from domain.transitions import Operation, Role
+from domain.transitions import Operation, Role, allowed_targets
+from domain.values import Message, TreeState
 from gql.failures import ExitCode, OperationalFailure, explain, safe_url, sqlite_file_problem
 from gql.settings import Settings
-from resolvers import lottery, transitions
+from resolvers import lottery, messages, transitions, trees
 from resolvers.context import Context
 from resolvers.transitions import TransitionRequest
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 lottery_app = typer.Typer(help="The prompt lottery.", no_args_is_help=True)
-tree_app = typer.Typer(help="Halt, resume or transition one tree.", no_args_is_help=True)
+tree_app = typer.Typer(help="Show, halt, resume or transition one tree.", no_args_is_help=True)
 
 T = TypeVar("T")
 KEY_PREFIX = "tg_"
@@ -268,3 +270,84 @@ def transition(
             f"unknown state {to!r}; one of {names}", param_hint="--to"
         ) from None
     _tree_command(Operation.TRANSITION_TREE, tree_id, reason, target)
+
+
+TEXT_WIDTH = 100
+"""Characters of a message's first line `tree show` prints."""
+
+
+def _first_line(text: str | None) -> str:
+    line = (text or "").strip().split("\n", 1)[0]
+    return line if len(line) <= TEXT_WIDTH else line[: TEXT_WIDTH - 1] + "…"
+
+
+def _review(message: Message) -> str:
+    if message.review_result is None:
+        return "in review"
+    return "accepted" if message.review_result else "rejected"
+
+
+def _message_line(message: Message, root_depth: int) -> str:
+    marks = [message.role]
+    if message.rank is not None:
+        marks.append(f"rank {message.rank}")
+    marks.append(_review(message))
+    if message.deleted:
+        marks.append("deleted")
+    indent = "  " * (message.depth - root_depth)
+    return f"{indent}- [{', '.join(marks)}] {_first_line(message.text)}  ({message.id})"
+
+
+def _show_text(tree: TreeState, found: list[Message]) -> None:
+    allowed = ", ".join(s.value for s in allowed_targets(tree.state)) or "none"
+    terminal = "terminal" if tree.state.is_terminal else "not terminal"
+    typer.echo(f"tree {tree.message_tree_id}")
+    typer.echo(f"state: {tree.state.value} ({terminal}; active: {str(tree.active).lower()})")
+    typer.echo(f"lang: {tree.lang}  origin: {tree.origin or '-'}  messages: {len(found)}")
+    typer.echo(f"allowed transitions: {allowed}")
+    root_depth = found[0].depth if found else 0
+    for message in found:
+        typer.echo(_message_line(message, root_depth))
+
+
+@tree_app.command("show")
+def show(
+    tree_id: TreeId,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    deleted: Annotated[
+        bool, typer.Option("--deleted", help="Include deleted messages (marked).")
+    ] = False,
+) -> None:
+    """Print a tree's state and its messages, indented, root first.
+
+    Messages come in the order of the API's `messages`: depth-first, replies by rank.
+    """
+
+    async def work(
+        engine: AsyncEngine, settings: Settings
+    ) -> tuple[TreeState | None, list[Message]]:
+        ctx = _cli_context(engine, settings)
+        try:
+            tree = await trees.fetch_tree(ctx, tree_id)
+            if tree is None:
+                return None, []
+            found = await messages.tree_messages(
+                ctx, tree_id, include_deleted=deleted, include_spam=True
+            )
+            return tree, found
+        finally:
+            await ctx.close()
+
+    try:
+        tree, found = run_with_engine(work)
+    except TreeTooLarge as too_large:
+        typer.echo(f"treegate: {too_large}", err=True)
+        raise typer.Exit(1) from None
+    if tree is None:
+        typer.echo(f"no tree with id {tree_id}", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        document = {"tree": encode_tree(tree), "messages": [encode_message(m) for m in found]}
+        typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    _show_text(tree, found)
