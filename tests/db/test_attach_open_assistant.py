@@ -356,3 +356,66 @@ async def test_treegate_attaches_to_an_open_assistant_database_and_never_alters_
             assert await conn.scalar(text("SELECT count(*) FROM message")) == 7
 
         assert definitions(db) == before
+
+
+MESSAGES = """query($tree: UUID!, $search: String!) {
+  messageTreeState(messageTreeId: $tree) {
+    messages { id text depth } longestConversation { text } messageWithMostChildren { text }
+  }
+  found: messages(filter: {search: $search}, orderBy: CREATED_DATE_ASC) {
+    totalCount nodes { id text treeState { state } emojis { emoji count } }
+  }
+}"""
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_messages_and_search_on_an_open_assistant_database(
+    backend: str, tmp_path: Path
+) -> None:
+    async with open_assistant_database(backend, tmp_path) as db:
+        trees = await fill(db)
+        before = definitions(db)
+        if backend == "postgresql":
+            # Open-Assistant's periodic job fills `search_vector` (its text under its
+            # language's configuration); Treegate only reads it.
+            async with db.engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "UPDATE message SET search_vector = "
+                        "to_tsvector('english', payload -> 'payload' ->> 'text')"
+                    )
+                )
+        env = clean_env() | {"TREEGATE_DATABASE_URL": db.url}
+        migrated = run_cli(env, "migrate")
+        assert migrated.returncode == 0, migrated.stderr
+        assert definitions(db) == before
+
+        settings = Settings(database_url=db.url, count_cache_s=0, response_cache_s=0)
+        async with app_client(settings) as (_app, client):
+            result = await data(
+                client, MESSAGES, {"tree": str(trees.growing), "search": "reply or halted"}
+            )
+        tree = result["messageTreeState"]
+        root, *replies = tree["messages"]
+        assert (root["text"], root["depth"]) == ("Root of a growing tree", 0)
+        # Unranked replies created at the same time: by id.
+        assert [r["id"] for r in replies] == sorted(r["id"] for r in replies)
+        assert sorted(r["text"] for r in replies) == ["Reply 0", "Reply 1"]
+        assert {r["depth"] for r in replies} == {1}
+        # Equally long conversations: the one ending in the earliest leaf (same time: by id).
+        assert [m["text"] for m in tree["longestConversation"]] == [
+            "Root of a growing tree",
+            replies[0]["text"],
+        ]
+        assert tree["messageWithMostChildren"] == {"text": "Root of a growing tree"}
+        found = result["found"]
+        assert found["totalCount"] == 3
+        halted, *found_replies = found["nodes"]
+        assert (halted["text"], halted["treeState"]["state"]) == (
+            "A halted prompt",
+            "HALTED_BY_MODERATOR",
+        )
+        assert [r["id"] for r in found_replies] == [r["id"] for r in replies]
+        assert {r["treeState"]["state"] for r in found_replies} == {"GROWING"}
+        assert found_replies[0]["emojis"] == [{"emoji": "+1", "count": 2}]
+        assert definitions(db) == before
