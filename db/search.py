@@ -95,7 +95,14 @@ def _pg_condition(configs: tuple[str, ...]) -> TextClause:
             langs = f"message.lang IN ({_quoted(mapped)})"
         query = f"websearch_to_tsquery('{config}'::regconfig, :search)"
         parts.append(f"({langs} AND message.{SEARCH_VECTOR} @@ {query})")
-    return text(f"({' OR '.join(parts)})").bindparams(bindparam("search"))
+    exact = f"({' OR '.join(parts)})"
+    if len(configs) > 1:
+        # The planner scans the GIN index for one tsquery, not for an OR of conditions that
+        # each also test the language: so first every configuration's query joined (a
+        # superset, read from the index), then the exact condition on what it found.
+        joined = " || ".join(f"websearch_to_tsquery('{c}'::regconfig, :search)" for c in configs)
+        exact = f"(message.{SEARCH_VECTOR} @@ ({joined}) AND {exact})"
+    return text(exact).bindparams(bindparam("search"))
 
 
 _SQLITE_CONDITION = text(
