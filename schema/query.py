@@ -7,6 +7,7 @@ from uuid import UUID
 import strawberry
 
 from domain import states, transitions
+from domain.errors import Forbidden
 from domain.values import CountDimension as DomainCountDimension
 from domain.values import Message as MessageValue
 from domain.values import MessageOrder as MessageOrderValue
@@ -29,6 +30,7 @@ from schema.types import (
     StateInfo,
     StateMachine,
     TransitionRule,
+    Viewer,
 )
 from schema.types import StateCount as StateCountType
 
@@ -158,6 +160,18 @@ class Query:
     )
     async def lottery_status(self, info: Info, lang: str | None = None) -> list[LotteryStatus]:
         return await lottery.lottery_status(info.context, lang)  # type: ignore[return-value]
+
+    @strawberry.field(
+        description=(
+            "What the caller may do: the role of the API key sent (or the anonymous role). A page "
+            "shows only the actions this role allows; the server checks it on every mutation."
+        )
+    )
+    def viewer(self, info: Info) -> Viewer:
+        role = info.context.identity.role
+        if role is None:  # requests without read access are refused before they run
+            raise Forbidden("no access")
+        return Viewer(role=role)
 
     @strawberry.field(description="The states and the transition table.")
     def state_machine(self) -> StateMachine:

@@ -259,3 +259,10 @@ class StateMachine:
     transitions: list[TransitionRule]
     terminal_states: list[State]
     entry_states: list[State] = strawberry.field(description="Where trees enter the machine.")
+
+
+@strawberry.type(description="The caller, as the server sees it.")
+class Viewer:
+    role: Role = strawberry.field(
+        description="The role of the API key sent, or the anonymous role without one."
+    )
