@@ -19,6 +19,19 @@ TREEGATE = str(Path(sys.executable).with_name("treegate"))
 SEEDED_TREES = 200
 
 
+def client_limits(connections: int) -> httpx.Limits:
+    """Connection limits for a test's load client of a real server.
+
+    Idle connections are dropped after 2 s, below uvicorn's 5 s keep-alive timeout (which
+    `treegate serve` keeps): at equal timeouts a client may send a request on a connection in
+    the very moment the server closes it, and read no answer (httpx's ReadError), which is
+    neither side's fault and no answer of the server's.
+    """
+    return httpx.Limits(
+        max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0
+    )
+
+
 def clean_env() -> dict[str, str]:
     """This process's environment without any `TREEGATE_*` setting."""
     return {k: v for k, v in os.environ.items() if not k.startswith("TREEGATE_")}

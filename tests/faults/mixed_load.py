@@ -19,6 +19,8 @@ from typing import Any
 import asyncpg
 import httpx
 
+from tests.e2e.server import client_limits
+
 PAGE = """query Page {
   messageTreeStates(first: 20) { totalCount edges { node { messageTreeId state } } }
 }"""
@@ -91,7 +93,7 @@ class MixedLoad:
     calls: list[Call] = field(default_factory=list)
 
     async def run(self, until: Callable[[], bool], max_calls: int = 1_000_000) -> list[Call]:
-        limits = httpx.Limits(max_connections=self.clients, max_keepalive_connections=self.clients)
+        limits = client_limits(self.clients)
         headers = {"Authorization": f"Bearer {self.key}"}
         async with httpx.AsyncClient(
             base_url=self.base_url, timeout=self.timeout, limits=limits, headers=headers

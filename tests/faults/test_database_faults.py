@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.e2e.server import server_process
+from tests.e2e.server import client_limits, server_process
 from tests.faults.deployment import Deployment
 from tests.faults.mixed_load import (
     HALT,
@@ -40,7 +40,7 @@ def client(base: str, key: str) -> httpx.AsyncClient:
         base_url=base,
         timeout=30,
         headers={"Authorization": f"Bearer {key}"},
-        limits=httpx.Limits(max_connections=CLIENTS),
+        limits=client_limits(CLIENTS),
     )
 
 

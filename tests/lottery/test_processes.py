@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import create_engine
 from tests.databases import PostgresUnavailable, postgres_database
-from tests.e2e.server import clean_env, run_cli, serving
+from tests.e2e.server import clean_env, client_limits, run_cli, serving
 from tests.lottery.invariants import LANG, Draw, all_at_once, from_api, prepare, violations
 from tests.lottery.support import DRAW, add_operator_key, last_sequence, put_back, trees
 
@@ -88,7 +88,7 @@ def servers(database: tuple[dict[str, str], URL], tmp_path: Path) -> Iterator[li
 async def fire(bases: list[str], headers: dict[str, dict[str, str]]) -> list[Draw]:
     """Fifty drawPromptLottery requests at once, round-robin over the servers."""
     timeout = httpx.Timeout(30.0, connect=5.0)
-    limits = httpx.Limits(max_connections=REQUESTS)
+    limits = client_limits(REQUESTS)
     async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client:
 
         async def post(i: int) -> Draw:
