@@ -3,6 +3,13 @@
 Treegate and the raw server must give the same JSON (the raw server's is written to be byte for
 byte Treegate's). PostGraphile answers in its own schema: its answer is mapped onto Treegate's
 shape (`as_treegate`) and compared value by value, dates compared as instants.
+
+A tree's messages (Q6) come from PostGraphile as rows in creation order (`orderBy:
+[CREATED_DATE_ASC, PRIMARY_KEY_ASC]`: it orders by indexed columns only, so not by rank). The
+mapping does what a client of PostGraphile would do to get Treegate's answer: it hides deleted
+messages and the ones below them, orders siblings by rank (unranked last; a stable sort, so
+creation date and id break ties) and walks the tree depth-first from the root. Only the
+agreement check does this, never the load.
 """
 
 from __future__ import annotations
@@ -87,7 +94,7 @@ def first_difference(a: Any, b: Any, path: str = "$") -> str:
 
 
 def _root_text(payload: Any) -> Any:
-    """`payload -> 'payload' ->> 'text'`, as Treegate's rootMessage.text reads the column."""
+    """`payload -> 'payload' ->> 'text'`, as Treegate's Message.text reads the column."""
     inner = payload.get("payload") if isinstance(payload, dict) else None
     text = inner.get("text") if isinstance(inner, dict) else None
     if text is None or isinstance(text, str):
@@ -109,8 +116,48 @@ def _tree(node: Any, with_root: bool) -> dict[str, Any]:
     return tree
 
 
+def _sibling_key(row: dict[str, Any]) -> tuple[bool, int]:
+    rank = row["rank"]
+    return (rank is None, 0 if rank is None else rank)
+
+
+def tree_messages(tree_id: str, rows: list[Any]) -> list[dict[str, Any]]:
+    """PostGraphile's `allMessages` rows of one tree, in creation order, as Treegate's
+    `messages { id parentId role text depth rank }`: deleted messages hidden with the ones
+    below them, the root first, depth-first, siblings by rank (unranked last), then creation
+    date and id (the order the rows came in)."""
+    children: dict[Any, list[dict[str, Any]]] = {}
+    root: dict[str, Any] | None = None
+    for row in rows:
+        if not isinstance(row, dict):
+            raise Disagreement(f"a message that is not an object: {row!r}")
+        if row["deleted"]:
+            continue
+        if row["rowId"] == tree_id:
+            root = row
+        else:
+            children.setdefault(row["parentId"], []).append(row)
+    found: list[dict[str, Any]] = []
+    stack = [] if root is None else [root]
+    while stack:
+        row = stack.pop()
+        found.append(
+            {
+                "id": row["rowId"],
+                "parentId": row["parentId"],
+                "role": row["role"],
+                "text": _root_text(row["payload"]),
+                "depth": row["depth"],
+                "rank": row["rank"],
+            }
+        )
+        below = sorted(children.get(row["rowId"], ()), key=_sibling_key)
+        stack.extend(below[::-1])  # the first sibling on top
+    return found
+
+
 def as_treegate(query: str, data: Any) -> Any:
-    """PostGraphile's `data` for `query` (Q1, Q2, Q4) in Treegate's shape and names."""
+    """PostGraphile's `data` for `query` (Q1, Q2, Q4, Q6) in Treegate's shape and names."""
     try:
         if query in ("Q1", "Q4"):
             connection = data["allMessageTreeStates"]
@@ -123,6 +170,12 @@ def as_treegate(query: str, data: Any) -> Any:
         if query == "Q2":
             node = data["messageTreeStateByMessageTreeId"]
             return {"messageTreeState": None if node is None else _tree(node, False)}
+        if query == "Q6":
+            node = data["messageTreeStateByMessageTreeId"]
+            if node is None:
+                return {"messageTreeState": None}
+            rows = data["allMessages"]["nodes"]
+            return {"messageTreeState": {"messages": tree_messages(node["messageTreeId"], rows)}}
     except (KeyError, TypeError) as exc:
         raise Disagreement(f"PostGraphile's answer lacks {exc} ({str(data)[:300]})") from exc
     raise ValueError(f"PostGraphile has no equivalent of {query}")

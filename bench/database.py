@@ -268,6 +268,33 @@ def sample_tree_ids(url: str, count: int, state: str | None = None) -> list[str]
     return [row[0] for row in rows]
 
 
+def sample_trees_of_size(url: str, count: int, messages: int) -> list[str]:
+    """`count` ids of trees of exactly `messages` messages, none of them deleted (so every
+    answer holds all of them), in a fixed pseudo-random order (the same on every run)."""
+    rows = fetch(
+        url,
+        "SELECT message.message_tree_id::text FROM message "
+        "JOIN message_tree_state ON message_tree_state.message_tree_id = message.message_tree_id "
+        "GROUP BY message.message_tree_id HAVING count(*) = $2 AND NOT bool_or(message.deleted) "
+        "ORDER BY md5(message.message_tree_id::text) LIMIT $1",
+        count,
+        messages,
+    )
+    return [row[0] for row in rows]
+
+
+def tree_with_deleted_messages(url: str) -> str | None:
+    """A tree with a deleted message below its root (the same on every run), if any."""
+    rows = fetch(
+        url,
+        "SELECT message.message_tree_id::text FROM message "
+        "JOIN message_tree_state ON message_tree_state.message_tree_id = message.message_tree_id "
+        "WHERE message.deleted AND message.parent_id IS NOT NULL "
+        "ORDER BY md5(message.message_tree_id::text) LIMIT 1",
+    )
+    return str(rows[0][0]) if rows else None
+
+
 def busiest_languages(url: str, count: int) -> list[str]:
     """The languages with the most trees waiting for the lottery."""
     rows = fetch(

@@ -1,8 +1,10 @@
 """The benchmark's GraphQL documents: Treegate's `bench/queries/*.graphql` and PostGraphile's
 equivalents, `bench/postgraphile/queries/*.graphql` (the same trees, columns and order in
 PostGraphile's own schema: `allMessageTreeStates(condition: ..., orderBy: PRIMARY_KEY_ASC)`,
-`messageTreeStateByMessageTreeId`, and the root message through the foreign key
-`message_tree_state.message_tree_id -> message.id` as `messageByMessageTreeId`).
+`messageTreeStateByMessageTreeId`, the root message through the foreign key
+`message_tree_state.message_tree_id -> message.id` as `messageByMessageTreeId`, and a tree's
+messages as `allMessages(condition: {messageTreeId})` in creation order, which
+`bench.agreement` puts in Treegate's depth-first order).
 
 The harness sends them as they are; the raw server recognises Treegate's by their exact text.
 """
@@ -22,6 +24,7 @@ FILES = {
     "Q2": "q2_tree.graphql",
     "Q3": "q3_counts.graphql",
     "Q4": "q4_page_root.graphql",
+    "Q6": "q6_tree_messages.graphql",
     "Q5_DRAW": "q5_draw.graphql",
     "Q5_ABORT": "q5_abort.graphql",
 }
@@ -29,6 +32,7 @@ POSTGRAPHILE_FILES = {
     "Q1": "q1_page.graphql",
     "Q2": "q2_tree.graphql",
     "Q4": "q4_page_root.graphql",
+    "Q6": "q6_tree_messages.graphql",
 }
 """The queries PostGraphile answers too (amber has no grouped counts for Q3, and Q5's
 lottery is Treegate's own)."""

@@ -11,14 +11,17 @@ UTF-8 (orjson's output, as Treegate's).
 
 Each question runs the SELECTs Treegate runs for it (same tables, filters and order, one
 statement for each of Treegate's), hand-written, on one pooled connection, selecting only the
-columns the answer needs; reads run outside a transaction and nothing pings the connection
-(asyncpg's reset query when a connection returns to the pool is kept: it is the pool's default).
+columns the answer needs (a tree's messages, Q6: the tree's row, then its messages in creation
+order, at most as many as Treegate reads, put in depth-first order here); reads run outside a
+transaction and nothing pings the connection (asyncpg's reset query when a connection returns
+to the pool is kept: it is the pool's default).
 The mutations keep Treegate's semantics and statements: one transaction, a transaction-scoped
 advisory lock per language for draws, the same candidate queries, a compare-and-set UPDATE, and
 a log row whose sequence comes from the same counter row, locked until commit.
 
 Settings come from the same environment variables as Treegate's, so both servers get the same
-database, pool size, pool timeout, statement timeout and cap on growing trees.
+database, pool size, pool timeout, statement timeout, cap on growing trees and the most messages
+read of one tree.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class Config:
     pool_timeout: float
     statement_timeout_ms: int
     max_active_trees: int
+    max_tree_messages: int = 1000
 
     @classmethod
     def from_env(cls) -> Config:
@@ -66,11 +70,16 @@ class Config:
             pool_timeout=float(env.get("TREEGATE_DB_POOL_TIMEOUT", "5.0")),
             statement_timeout_ms=int(env.get("TREEGATE_DB_STATEMENT_TIMEOUT_MS", "15000")),
             max_active_trees=int(env.get("TREEGATE_MAX_ACTIVE_TREES", "10")),
+            max_tree_messages=int(env.get("TREEGATE_MAX_TREE_MESSAGES", "1000")),
         )
 
 
 class Unauthorized(Exception):
     """No key, an unknown or revoked key, or one whose role may not write."""
+
+
+class TreeTooLarge(Exception):
+    """A tree of more messages than the server reads at once."""
 
 
 # --- Reads ------------------------------------------------------------------------------------
@@ -91,6 +100,12 @@ ROOTS_SQL = (
 BY_STATE_SQL = "SELECT state, count(*) FROM message_tree_state GROUP BY state ORDER BY state"
 BY_STATE_LANG_SQL = (
     "SELECT state, lang, count(*) FROM message_tree_state GROUP BY state, lang ORDER BY state, lang"
+)
+TREE_EXISTS_SQL = "SELECT 1 FROM message_tree_state WHERE message_tree_id = $1::uuid"
+TREE_MESSAGES_SQL = (
+    "SELECT id::text, parent_id::text, role, payload -> 'payload' ->> 'text', depth, rank, deleted "
+    "FROM message WHERE message_tree_id = $1::uuid "
+    "ORDER BY message.created_date, message.id LIMIT $2"  # the uuid, not the text column
 )
 PAGE_SIZE = 100
 READY_FOR_EXPORT = "ready_for_export"
@@ -145,6 +160,59 @@ async def q4_page_root(conn: Any, _variables: dict[str, Any], _request: Request)
         node["rootMessage"] = roots.get(row[0])
         nodes.append(node)
     return {"messageTreeStates": {"nodes": nodes, "totalCount": total}}
+
+
+def _rank(row: Any) -> tuple[bool, int]:
+    rank = row[5]
+    return (rank is None, 0 if rank is None else rank)
+
+
+def depth_first(tree_id: str, rows: list[Any]) -> list[dict[str, Json]]:
+    """Rows of (id, parent_id, role, text, depth, rank, deleted) in creation order (then id),
+    as `messages { id parentId role text depth rank }`: deleted messages hidden with the ones
+    below them, the root first, depth-first, siblings by rank (unranked last; the sort is
+    stable, so creation date and id break ties)."""
+    children: dict[str | None, list[Any]] = {}
+    root = None
+    for row in rows:
+        if row[6]:
+            continue
+        if row[0] == tree_id:
+            root = row
+        else:
+            children.setdefault(row[1], []).append(row)
+    found: list[dict[str, Json]] = []
+    stack = [] if root is None else [root]
+    while stack:
+        row = stack.pop()
+        found.append(
+            {
+                "id": row[0],
+                "parentId": row[1],
+                "role": row[2],
+                "text": row[3],
+                "depth": row[4],
+                "rank": row[5],
+            }
+        )
+        below = children.get(row[0])
+        if below:
+            below.sort(key=_rank)
+            stack.extend(reversed(below))
+    return found
+
+
+def tree_messages_handler(most: int) -> Handler:
+    async def q6_tree_messages(conn: Any, variables: dict[str, Any], _request: Request) -> Json:
+        tree_id = str(uuid.UUID(variables["id"]))
+        if await conn.fetchval(TREE_EXISTS_SQL, tree_id) is None:
+            return {"messageTreeState": None}
+        rows = await conn.fetch(TREE_MESSAGES_SQL, tree_id, most + 1)
+        if len(rows) > most:
+            raise TreeTooLarge(f"the tree {tree_id} has more than {most} messages")
+        return {"messageTreeState": {"messages": depth_first(tree_id, rows)}}
+
+    return q6_tree_messages
 
 
 # --- Writes -----------------------------------------------------------------------------------
@@ -385,6 +453,7 @@ def create_app(config: Config | None = None) -> Starlette:
         documents.load("Q2"): q2_tree,
         documents.load("Q3"): q3_counts,
         documents.load("Q4"): q4_page_root,
+        documents.load("Q6"): tree_messages_handler(config.max_tree_messages),
         documents.load("Q5_DRAW"): draw_handler(config.max_active_trees, random.Random()),
         documents.load("Q5_ABORT"): q5_abort,
     }
@@ -420,6 +489,8 @@ def create_app(config: Config | None = None) -> Starlette:
                 data = await handler(conn, variables, request)
         except Unauthorized as exc:
             return _error(401, str(exc))
+        except TreeTooLarge as exc:
+            return _error(422, str(exc))
         return Response(orjson.dumps({"data": data}), media_type="application/json")
 
     async def healthz(_request: Request) -> Response:

@@ -8,7 +8,10 @@ Servers (their exact settings are in the results' `servers`):
 - `treegate-nocache`: the same with `TREEGATE_COUNT_CACHE_S=0 TREEGATE_RESPONSE_CACHE_S=0`;
 - `treegate-overflow10` (Q2 only, `--overflow-row`): caches off and the former pool default
   `TREEGATE_DB_MAX_OVERFLOW=10`, to show what the pool default change did;
-- `postgraphile`: PostGraphile 5, amber preset (Q1, Q2, Q4);
+- `treegate-uncompiled` (Q6 only, `--uncompiled-row`): caches off and
+  `TREEGATE_COMPILED_READS=false` (Strawberry's execution for every request), to show what the
+  compiled lane does for a tree's messages;
+- `postgraphile`: PostGraphile 5, amber preset (Q1, Q2, Q4, Q6);
 - `raw-10`, `raw-32`: the hand-written ceiling with 10 and 32 pooled connections; every ratio
   uses the faster of the two for that query (`raw_best`).
 """
@@ -25,6 +28,7 @@ from typing import Any
 TREEGATE = "treegate"
 NOCACHE = "treegate-nocache"
 OVERFLOW = "treegate-overflow10"
+UNCOMPILED = "treegate-uncompiled"
 POSTGRAPHILE = "postgraphile"
 TREEGATE_CONFIGS = (TREEGATE, NOCACHE)
 """The Treegate configurations the ratios are given for."""

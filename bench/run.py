@@ -8,8 +8,10 @@
    - `treegate`: `treegate serve --port P` at the product's defaults (no `TREEGATE_*` setting but
      `TREEGATE_DATABASE_URL`), and `treegate-nocache`, the same with its count and response
      caches off; for Q2 also `treegate-overflow10`, caches off with the former pool default
-     `TREEGATE_DB_MAX_OVERFLOW=10` (`--no-overflow-row` leaves it out);
-   - `postgraphile` (Q1, Q2, Q4): PostGraphile 5, amber preset, from `bench/postgraphile/`
+     `TREEGATE_DB_MAX_OVERFLOW=10` (`--no-overflow-row` leaves it out); for Q6 also
+     `treegate-uncompiled`, caches off with `TREEGATE_COMPILED_READS=false`, to show what the
+     compiled lane does for it (`--no-uncompiled-row` leaves it out);
+   - `postgraphile` (Q1, Q2, Q4, Q6): PostGraphile 5, amber preset, from `bench/postgraphile/`
      (its pinned npm packages, Node.js 22 included), with its default pool of 10 connections;
    - `raw-10`, `raw-32`: the ceiling (`bench/raw_server.py`) with pools of 10 and 32
      connections; every ratio uses the faster of the two for that query.
@@ -66,7 +68,7 @@ from bench.load import (
     run_wrk,
     wrk_version,
 )
-from bench.report import NOCACHE, OVERFLOW, POSTGRAPHILE, TREEGATE, Run
+from bench.report import NOCACHE, OVERFLOW, POSTGRAPHILE, TREEGATE, UNCOMPILED, Run
 from bench.servers import (
     NODE,
     POSTGRAPHILE_CLI,
@@ -92,14 +94,21 @@ TITLES = {
     "Q3": "counts by state, by lang+state",
     "Q4": "Q1 + rootMessage { text lang }",
     "Q5": "draw + abort transitions",
+    "Q6": "one tree's messages (10)",
 }
-READ_QUERIES = ("Q1", "Q2", "Q3", "Q4")
+READ_QUERIES = ("Q1", "Q2", "Q3", "Q4", "Q6")
 SCALE_QUERIES = ("Q1", "Q2", "Q3")
 PEER_QUERIES = frozenset(documents.POSTGRAPHILE_FILES)
 OOASST2_TREES = 70_642
 IDS_FOR_Q2 = 10_000
+IDS_FOR_Q6 = 1_000
+Q6_TREE_SIZE = 10
+"""Q6 asks for trees of exactly this many messages, none deleted (the seed has about 3,000)."""
+ID_QUERIES = frozenset({"Q2", "Q6"})
+"""Read queries whose id is drawn per request from a file of ids."""
 NO_CACHES = {"TREEGATE_COUNT_CACHE_S": "0", "TREEGATE_RESPONSE_CACHE_S": "0"}
 FORMER_OVERFLOW = {"TREEGATE_DB_MAX_OVERFLOW": "10", **NO_CACHES}
+FULL_PATH = {"TREEGATE_COMPILED_READS": "false", **NO_CACHES}
 RAW_POOL_TIMEOUT_S = "5"
 RAW_STATEMENT_TIMEOUT_MS = "15000"
 CONNECTION_MARGIN = 5
@@ -149,10 +158,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="Q2: also run Treegate with the former TREEGATE_DB_MAX_OVERFLOW=10, caches off",
     )
     add(
+        "--uncompiled-row",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Q6: also run Treegate with TREEGATE_COMPILED_READS=false, caches off",
+    )
+    add(
         "--postgraphile",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="run PostGraphile 5 as the peer for Q1, Q2, Q4 (default on)",
+        help="run PostGraphile 5 as the peer for Q1, Q2, Q4, Q6 (default on)",
     )
     add("--max-active-trees", type=int, default=10, help="the lottery's cap (default 10)")
     add("--q5-languages", type=int, default=8, help="languages Q5 draws for (the busiest)")
@@ -165,7 +180,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="TREES",
         help="also run Q1-Q3 on a database of this many trees, e.g. 1000000",
     )
-    add("--queries", default="Q1,Q2,Q3,Q4,Q5,POLL", help="which phases (default all)")
+    add("--queries", default="Q1,Q2,Q3,Q4,Q6,Q5,POLL", help="which phases (default all)")
     add(
         "--pollers",
         default="1,20,200",
@@ -454,6 +469,8 @@ class Bench:
         specs += [self.raw_spec(pool) for pool in self.args.raw_pools]
         if query == "Q2" and self.args.overflow_row:
             specs.append(self.treegate_spec(OVERFLOW, FORMER_OVERFLOW, url))
+        if query == "Q6" and self.args.uncompiled_row:
+            specs.append(self.treegate_spec(UNCOMPILED, FULL_PATH, url))
         return specs
 
     def q5_treegate_spec(self, url: str) -> Spec:
@@ -733,20 +750,43 @@ class Bench:
         }
         return db
 
+    def q6_trees(self, db: SeededDatabase) -> tuple[list[str], list[str]]:
+        """Q6's trees (exactly `Q6_TREE_SIZE` messages each), and the trees its answers are
+        checked on: some of those, one with a deleted message when there is one."""
+        ids = database.sample_trees_of_size(db.url, IDS_FOR_Q6, Q6_TREE_SIZE)
+        if not ids:
+            raise BenchError(
+                f"Q6: {db.name} has no tree of {Q6_TREE_SIZE} messages without a deleted one "
+                "(seed more trees, or leave Q6 out)"
+            )
+        self.databases[str(db.trees)]["q6_trees"] = len(ids)
+        self.log(f"Q6: {len(ids):,} trees of {Q6_TREE_SIZE} messages, one drawn per request")
+        checks = ids[:20]
+        with_deleted = database.tree_with_deleted_messages(db.url)
+        if with_deleted is not None:
+            checks.append(with_deleted)
+        return ids, checks
+
     def read_phase(self, db: SeededDatabase, queries: Sequence[str]) -> None:
-        ids = database.sample_tree_ids(db.url, IDS_FOR_Q2)
-        ids_file = self.write(f"ids-{db.trees}.txt", "\n".join(ids) + "\n")
+        q2_ids = database.sample_tree_ids(db.url, IDS_FOR_Q2)
+        drawn: dict[str, tuple[list[str], list[str]]] = {"Q2": (q2_ids, q2_ids[:20])}
+        if "Q6" in queries:
+            drawn["Q6"] = self.q6_trees(db)
         for query in queries:
             specs = self.read_specs(query, db.url)
             dialects = {spec.dialect for spec in specs}
             bodies: dict[str, list[bytes]] = {}
             script_args: dict[str, list[str]] = {}
+            if query in ID_QUERIES:
+                ids, checked = drawn[query]
+                ids_file = self.write(f"ids-{db.trees}-{query.lower()}.txt", "\n".join(ids) + "\n")
+                checks = [*checked, str(uuid.uuid4())]  # and a tree that does not exist
             for dialect in dialects:
                 suffix = "" if dialect == "treegate" else f"-{dialect}"
-                if query == "Q2":
-                    template = json.dumps(documents.request_body("Q2", {"id": "@ID@"}, dialect))
-                    body_file = self.write(f"q2{suffix}.json", template)
-                    checks = [*ids[:20], str(uuid.uuid4())]  # and one that does not exist
+                if query in ID_QUERIES:
+                    variables = {"id": "@ID@"}
+                    template = json.dumps(documents.request_body(query, variables, dialect))
+                    body_file = self.write(f"{query.lower()}{suffix}.json", template)
                     bodies[dialect] = [template.replace("@ID@", i).encode() for i in checks]
                     script_args[dialect] = [body_file, ids_file]
                 else:
@@ -1023,6 +1063,7 @@ class Bench:
                 "raw_pools": args.raw_pools,
                 "raw_log_level": args.log_level,
                 "overflow_row": args.overflow_row,
+                "uncompiled_row": args.uncompiled_row,
                 "postgraphile": args.postgraphile,
                 "max_active_trees": args.max_active_trees,
                 "pollers": args.pollers,

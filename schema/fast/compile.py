@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from graphql import (
@@ -18,7 +20,8 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_argument_values
 
 from domain import states, transitions
-from domain.values import TreeFilter, TreeOrder, TreeState
+from domain.message_trees import MessageTree
+from domain.values import Message, TreeFilter, TreeOrder, TreeState
 from resolvers import trees
 from resolvers.context import Context
 from resolvers.trees import TreePage
@@ -38,6 +41,7 @@ from schema.fast.variables import Variables
 from schema.inputs import MessageTreeStateFilter
 
 ROOT = "root_messages"
+TREES = "message_trees"
 
 
 def compile_document(schema: GraphQLSchema, document: DocumentNode) -> Plan | Fallback | None:
@@ -139,16 +143,44 @@ def _message_fields(node: FieldNode, message_type: GraphQLObjectType) -> tuple[F
     return tuple(_scalars(f, message_type) for f in _fields(node.selection_set))
 
 
-def _tree_fields(
-    selection_set: SelectionSetNode | None, columns: Columns, tree_type: GraphQLObjectType
-) -> tuple[tuple[Field, ...], bool]:
-    """The fields of a MessageTreeState selection, and whether it needs root messages.
+@dataclass(slots=True)
+class _Needs:
+    """What the tree selections of one root field read besides the trees, for all of them at
+    once: the root messages' columns, and each tree's messages (`messages`, one read of the
+    whole tree per batch of trees, as `Loaders.message_tree` reads them for the full path)."""
 
-    The root messages' selected attributes are added to `columns`: one statement reads them
-    for every selection of the root field.
-    """
+    columns: Columns = dataclass_field(default_factory=Columns)
+    root: bool = False
+    message_lists: list[tuple[str, GraphQLField, FieldNode]] = dataclass_field(default_factory=list)
+    """Per `messages` field: its key in the aux data, its definition and its node (its
+    arguments are read per request: they may be variables)."""
+
+
+def _tree_messages(tree_type: GraphQLObjectType, node: FieldNode, needs: _Needs) -> tuple[Any, Any]:
+    """`MessageTreeState.messages`: the getter and the writer of its list."""
+    definition = tree_type.fields[node.name.value]
+    slot = f"messages:{len(needs.message_lists)}"
+    needs.message_lists.append((slot, definition, node))
+    write_message = object_writer(_message_fields(node, _object(definition)))
+
+    def get(tree: TreeState, aux: Aux) -> list[Message]:
+        include_deleted, include_spam = aux[slot]
+        found: MessageTree = aux[TREES][tree.message_tree_id]
+        return found.messages_in_order(include_deleted=include_deleted, include_spam=include_spam)
+
+    def write(found: list[Message]) -> list[dict[str, Any]]:
+        return [write_message(m, {}) for m in found]
+
+    return get, write
+
+
+def _tree_fields(
+    selection_set: SelectionSetNode | None, needs: _Needs, tree_type: GraphQLObjectType
+) -> tuple[Field, ...]:
+    """The fields of a MessageTreeState selection; what they read besides the trees goes to
+    `needs` (the root messages' selected attributes to its columns: one statement reads them
+    for every selection of the root field)."""
     fields: list[Field] = []
-    needs_root = False
     for node in _fields(selection_set):
         name = node.name.value
         if name == "isTerminal":
@@ -165,9 +197,9 @@ def _tree_fields(
                 )
             )
         elif name == "rootMessage":
-            needs_root = True
+            needs.root = True
             message_type = _object(tree_type.fields[name])
-            write_message = object_writer(_message_fields(node, message_type), columns)
+            write_message = object_writer(_message_fields(node, message_type), needs.columns)
             fields.append(
                 Field(
                     _key(node),
@@ -176,31 +208,48 @@ def _tree_fields(
                     True,
                 )
             )
+        elif name == "messages":
+            get, write = _tree_messages(tree_type, node, needs)
+            fields.append(Field(_key(node), get, write, False))
         else:
             fields.append(_scalars(node, tree_type))
-    return tuple(fields), needs_root
+    return tuple(fields)
 
 
 async def _prefetch(
-    ctx: Context, items: list[TreeState], needs_root: bool, columns: Columns
+    ctx: Context, items: list[TreeState], needs: _Needs, variables: VariableValues
 ) -> Aux:
-    if not needs_root or not items:
-        return {ROOT: {}}
+    aux: Aux = {ROOT: {}}
+    if not items:
+        return aux
     ids = [t.message_tree_id for t in items]
-    return {ROOT: await trees.fetch_root_message_columns(ctx, ids, tuple(columns.names))}
+    if needs.root:
+        aux[ROOT] = await trees.fetch_root_message_columns(ctx, ids, tuple(needs.columns.names))
+    if needs.message_lists:
+        for slot, definition, node in needs.message_lists:
+            arguments = get_argument_values(definition, node, variables)
+            # As the schema's resolver reads them: null is the default for both.
+            aux[slot] = (
+                bool(arguments.get("includeDeleted")),
+                arguments.get("includeSpam") is not False,
+            )
+        # Through the request's loader, as the full path: a tree too large raises, and the
+        # full path then answers with its error.
+        found = await ctx.loaders.message_tree.load_many(ids)
+        aux[TREES] = dict(zip(ids, found, strict=True))
+    return aux
 
 
 def _tree_root(field: GraphQLField, node: FieldNode) -> Any:
-    columns = Columns()
-    fields, needs_root = _tree_fields(node.selection_set, columns, _object(field))
-    write = object_writer(fields)
+    needs = _Needs()
+    write = object_writer(_tree_fields(node.selection_set, needs, _object(field)))
 
     async def run(ctx: Context, variables: VariableValues) -> Any:
         arguments = get_argument_values(field, node, variables)
         tree = await trees.fetch_tree(ctx, arguments["messageTreeId"])
         if tree is None:
             return None
-        return write(tree, await _prefetch(ctx, [tree], needs_root, columns))
+        return write(tree, await _prefetch(ctx, [tree], needs, variables))
 
     return run
 
@@ -223,8 +272,7 @@ def _page_root(field: GraphQLField, node: FieldNode) -> Any:
     tree_type = _object(connection.fields["nodes"])
     edge_type = _object(connection.fields["edges"])
     parts: list[tuple[str, str, Any]] = []  # (key, kind, sub-plan)
-    needs_root = False
-    columns = Columns()
+    needs = _Needs()
     for child in _fields(node.selection_set):
         name, key = child.name.value, _key(child)
         if name == "__typename":
@@ -232,8 +280,7 @@ def _page_root(field: GraphQLField, node: FieldNode) -> Any:
         elif name == "totalCount":
             parts.append((key, "total", None))
         elif name == "nodes":
-            tree_fields, root = _tree_fields(child.selection_set, columns, tree_type)
-            needs_root |= root
+            tree_fields = _tree_fields(child.selection_set, needs, tree_type)
             parts.append((key, "nodes", object_writer(tree_fields)))
         elif name == "edges":
             edge_parts: list[tuple[str, str, Any]] = []
@@ -244,8 +291,7 @@ def _page_root(field: GraphQLField, node: FieldNode) -> Any:
                 elif edge_name == "__typename":
                     edge_parts.append((edge_key, "typename", edge_type.name))
                 elif edge_name == "node":
-                    tree_fields, root = _tree_fields(edge_child.selection_set, columns, tree_type)
-                    needs_root |= root
+                    tree_fields = _tree_fields(edge_child.selection_set, needs, tree_type)
                     edge_parts.append((edge_key, "node", object_writer(tree_fields)))
                 else:
                     raise Unsupported(f"the field {edge_name}", "unsupported_field")
@@ -269,7 +315,7 @@ def _page_root(field: GraphQLField, node: FieldNode) -> Any:
             prime=False,  # a compiled plan never loads trees by id
         )
         nodes = [edge.node for edge in page.edges]
-        aux = await _prefetch(ctx, nodes, needs_root, columns)
+        aux = await _prefetch(ctx, nodes, needs, variables)
         result: dict[str, Any] = {}
         for key, kind, sub in parts:
             if kind == "typename":

@@ -1,8 +1,10 @@
 """The compiled read path answers exactly as the full Strawberry execution does.
 
 Documents are generated (seeded): random root fields, field subsets in random order, aliases,
-`__typename`, root messages, filters, orders, cursors, variables and literals, and bad input.
-Each runs with the compiled path on and off; the responses must be identical.
+`__typename`, root messages, a tree's messages (with their arguments as literals, variables,
+nulls or defaults, on trees with ranks, ties, deleted and rejected messages), filters, orders,
+cursors, variables and literals, and bad input. Each runs with the compiled path on and off;
+the responses must be identical.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from gql.settings import Settings
 from schema.fast.plan import Fallback, Plan
 from schema.fast.run import FastPath
 from tests.api.support import LANGS, ORDERS, seed
+from tests.graphql import app_client, error_codes
+from tests.message_trees import KNOWN, Row, insert, insert_known
 
 TREE_FIELDS = [
     "messageTreeId", "goalTreeSize", "maxDepth", "maxChildrenCount", "state", "active", "origin",
@@ -29,6 +34,9 @@ MESSAGE_FIELDS = [
     "id", "parentId", "messageTreeId", "userId", "role", "lang", "text", "createdDate", "depth",
     "deleted", "reviewCount", "reviewResult", "rank", "synthetic", "modelName", "__typename",
 ]  # fmt: skip
+FLAGS = ["true", "false", "null"]
+LEFT_OUT = object()
+"""A variable declared but not given: its argument's default applies."""
 STATES = ["GROWING", "READY_FOR_EXPORT", "PROMPT_LOTTERY_WAITING", "HALTED_BY_MODERATOR"]
 RUNS = 120
 FAST = True
@@ -39,11 +47,34 @@ def pick(rng: random.Random, fields: list[str], low: int = 1) -> list[str]:
     return [f"a{i}: {f}" if rng.random() < 0.2 else f for i, f in enumerate(chosen)]
 
 
-def tree_selection(rng: random.Random) -> str:
+def message_list_arguments(rng: random.Random, variables: dict[str, Any]) -> str:
+    """`messages`' arguments: none, literals (null included) or variables (null, or left out
+    so that the default applies)."""
+    arguments = []
+    for name in ("includeDeleted", "includeSpam"):
+        chance = rng.random()
+        if chance < 0.3:
+            arguments.append(f"{name}: {rng.choice(FLAGS)}")
+        elif chance < 0.5:
+            variable = f"flag{len(variables)}"
+            variables[variable] = rng.choice([True, False, None, LEFT_OUT])
+            arguments.append(f"{name}: ${variable}")
+    return f"({', '.join(arguments)})" if arguments else ""
+
+
+def tree_selection(rng: random.Random, variables: dict[str, Any]) -> str:
     fields = pick(rng, TREE_FIELDS)
     if rng.random() < 0.5:
         message = " ".join(pick(rng, MESSAGE_FIELDS))
         fields.insert(rng.randint(0, len(fields)), f"rootMessage {{ {message} }}")
+    for _ in range(rng.choice([0, 0, 1, 1, 2])):
+        alias = f"m{len(fields)}_{len(variables)}: " if rng.random() < 0.3 else ""
+        listed = pick(rng, MESSAGE_FIELDS)
+        if rng.random() < 0.05:
+            listed.append("childrenCount")  # not compiled: the document falls back
+        arguments = message_list_arguments(rng, variables)
+        selection = f"{alias}messages{arguments} {{ {' '.join(listed)} }}"
+        fields.insert(rng.randint(0, len(fields)), selection)
     return " ".join(fields)
 
 
@@ -62,7 +93,7 @@ def a_filter(rng: random.Random) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
-def page_field(rng: random.Random, cursor: str | None) -> str:
+def page_field(rng: random.Random, cursor: str | None, variables: dict[str, Any]) -> str:
     first = rng.choice([0, 2, 30, 101]) if rng.random() < 0.1 else rng.choice([1, 3, 7])
     arguments = [f"first: {first}"]
     if rng.random() < 0.6:
@@ -77,9 +108,9 @@ def page_field(rng: random.Random, cursor: str | None) -> str:
     kinds = ["totalCount", "nodes", "edges", "pageInfo", "__typename"]
     for part in rng.sample(kinds, rng.randint(1, 5)):
         if part == "nodes":
-            parts.append(f"nodes {{ {tree_selection(rng)} }}")
+            parts.append(f"nodes {{ {tree_selection(rng, variables)} }}")
         elif part == "edges":
-            parts.append(f"edges {{ cursor node {{ {tree_selection(rng)} }} }}")
+            parts.append(f"edges {{ cursor node {{ {tree_selection(rng, variables)} }} }}")
         elif part == "pageInfo":
             info = pick(rng, ["hasNextPage", "hasPreviousPage", "startCursor", "endCursor"])
             parts.append(f"pageInfo {{ {' '.join(info)} }}")
@@ -100,10 +131,10 @@ def document(rng: random.Random, ids: list[str], cursor: str | None) -> tuple[st
                 argument = f"$id{i}"
             else:
                 argument = f'"{tree_id}"'
-            selection = tree_selection(rng)
+            selection = tree_selection(rng, variables)
             roots.append(f"r{i}: messageTreeState(messageTreeId: {argument}) {{ {selection} }}")
         elif kind == "page":
-            roots.append(f"r{i}: {page_field(rng, cursor)}")
+            roots.append(f"r{i}: {page_field(rng, cursor, variables)}")
         elif kind == "counts":
             dims = ", ".join(rng.sample(["STATE", "LANG", "ACTIVE"], rng.randint(0, 3)))
             condition = f", filter: {a_filter(rng)}" if rng.random() < 0.5 else ""
@@ -111,9 +142,12 @@ def document(rng: random.Random, ids: list[str], cursor: str | None) -> tuple[st
             roots.append(f"r{i}: treeStateCounts(groupBy: [{dims}]{condition}) {{ {fields} }}")
         else:
             roots.append(f"r{i}: __typename")
-    declared = ", ".join(f"${name}: UUID!" for name in variables)
+    declared = ", ".join(
+        f"${name}: {'Boolean' if name.startswith('flag') else 'UUID!'}" for name in variables
+    )
     header = f"query Generated({declared})" if declared else "query Generated"
-    return f"{header} {{ {' '.join(roots)} }}", variables
+    given = {name: value for name, value in variables.items() if value is not LEFT_OUT}
+    return f"{header} {{ {' '.join(roots)} }}", given
 
 
 async def answer(
@@ -131,7 +165,9 @@ async def test_generated_documents_answer_the_same(
     client: httpx.AsyncClient, app: Starlette, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     trees = await seed(engine, 30)
-    ids = [str(t.id) for t in trees]
+    english, german = await insert_known(engine)
+    # The trees of known shape (ranks, ties, deleted and rejected messages) drawn more often.
+    ids = [str(t.id) for t in trees] + [str(english.id), str(german.id)] * 8
     served = 0
     original = FastPath.run
 
@@ -171,6 +207,10 @@ async def test_documents_outside_the_compiled_subset_fall_back(
         ("{ a: treeStateCounts { count } a: treeStateCounts { count } }", "field_merging"),
         ("{ treeStateCounts @include(if: true) { count } }", "fragments_or_directives"),
         ("query A { __typename } query B { __typename }", "several_operations"),
+        (
+            "{ messageTreeStates(first: 2) { nodes { messages { id parent { id } } } } }",
+            "unsupported_field",
+        ),
     ):
         found = schema.fast_path.plan(query)
         assert isinstance(found, Fallback), query
@@ -230,3 +270,53 @@ async def test_fallbacks_are_counted_by_reason_and_logged_once_per_document(
     assert "unsupported_field" in logged[0]
     assert "operation One" in logged[1]
     assert "variables" in logged[1]
+
+
+TREE_MESSAGES = """query Messages($id: UUID!, $deleted: Boolean) {
+  messageTreeState(messageTreeId: $id) {
+    messages { id parentId role text depth rank }
+    all: messages(includeDeleted: $deleted, includeSpam: true) { id deleted }
+  }
+}"""
+MAX_TREE = 12
+
+
+async def test_a_tree_s_messages_are_compiled_and_a_tree_too_large_falls_back(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    extra = tuple(
+        Row(f"extra-{i}", "root", "assistant", 30 + i, f"Extra reply {i}.")
+        for i in range(MAX_TREE + 1 - len(KNOWN))
+    )
+    async with engine.begin() as conn:
+        known = await insert(conn, KNOWN)
+        large = await insert(conn, (*KNOWN, *extra))
+    async with app_client(settings, max_tree_messages=MAX_TREE) as (app, client):
+        assert isinstance(app.state.schema.fast_path.plan(TREE_MESSAGES), Plan)
+        before = fallbacks(app)
+        answers = {}
+        for tree in (known, large):
+            variables = {"id": str(tree.id), "deleted": True}
+            fast = await answer(client, app, TREE_MESSAGES, variables, fast=True)
+            slow = await answer(client, app, TREE_MESSAGES, variables, fast=False)
+            assert fast == slow
+            answers[tree.id] = fast[1]
+        after = fallbacks(app)
+    # The known tree was answered by its plan; the one over the limit by the full path.
+    assert {reason: after[reason] - before.get(reason, 0) for reason in after} == {"error": 1}
+    found = answers[known.id]["data"]["messageTreeState"]
+    assert known.names([m["id"] for m in found["messages"]]) == [
+        "root", "a_best", "p_spam", "a_under_spam", "a_second", "p_follow", "a_deep",
+        "a_tie_early", "a_tie_late",
+    ]  # fmt: skip
+    assert found["messages"][1] == {
+        "id": known["a_best"],
+        "parentId": known["root"],
+        "role": "assistant",
+        "text": "Call list.sort() to sort in place.",
+        "depth": 1,
+        "rank": 0,
+    }
+    assert [m["deleted"] for m in found["all"]].count(True) == 1
+    assert error_codes(answers[large.id]) == ["TREE_TOO_LARGE"]
+    assert answers[large.id]["data"] == {"messageTreeState": None}
