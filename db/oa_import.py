@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from db import tables
 from db.engine import write_transaction
 from db.messages import PAYLOAD_TYPE, message_payload
+from db.notify import announce_write
 from db.trees import TREE_DEFAULTS
 from db.types import dialect_insert
 from domain.oa_format import InvalidTree, OATree, parse_tree
@@ -197,6 +198,10 @@ async def check_importable(engine: AsyncEngine) -> None:
         )
 
 
+IMPORT_ORIGIN = "import"
+"""The origin of an import's write notifications (`db.notify`): no serving process's own."""
+
+
 async def _write_batch(
     engine: AsyncEngine,
     batch: list[_Pending],
@@ -248,6 +253,7 @@ async def _write_batch(
             await conn.execute(
                 tables.message_tree_state.insert(), [_tree_row(t, now) for t in trees]
             )
+            await announce_write(conn, IMPORT_ORIGIN)  # serving processes clear their caches
         report.trees += len(trees)
         report.messages += len(messages)
 

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TypedDict
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -21,7 +20,8 @@ from strawberry.http.ides import get_graphql_ide_html
 from db.engine import breaker, create_engine
 from db.faults import RETRY_AFTER_S, fault_of
 from db.migrate import schema_status
-from gql import dashboard
+from db.notify import WriteListener, listener_params
+from gql import dashboard, logs
 from gql.fast_lane import TreegateApp
 from gql.graphiql import localize, static_mount, with_example_query
 from gql.http import GraphQLEndpoint
@@ -31,6 +31,7 @@ from gql.settings import Settings
 from resolvers.caches import Caches, SharedCache
 from resolvers.context import utc_now
 from resolvers.maintenance import Pruner
+from resolvers.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from schema.build import build_schema
 
 logger = logging.getLogger("treegate")
@@ -40,6 +41,9 @@ class State(TypedDict):
     engine: AsyncEngine
     settings: Settings
 
+
+LISTEN_WAIT_S = 1.0
+"""At start, the longest the server waits for its listener of other processes' writes."""
 
 GC_THRESHOLDS = (10_000, 20, 100)
 """Python's collector thresholds for a serving process (CPython's defaults: 700, 10, 10)."""
@@ -111,19 +115,42 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
     )
 
     pruner = Pruner(engine, settings.prune_interval_s, utc_now)
+    caches = endpoint.caches
+    listener = (
+        WriteListener(
+            listener_params(engine),
+            caches.origin,
+            caches.clear,
+            connect_timeout=settings.db_connect_timeout,
+        )
+        if engine.dialect.name == "postgresql" and caches.ttl > 0
+        else None
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: TreegateApp) -> AsyncIterator[State]:
         settle_garbage_collector()
         pruner.start()
+        caches.metrics.start()
+        if listener is not None:
+            listener.start()
+            # Listen before serving, so that no write goes unheard while answers are cached
+            # (bounded: a database that is down now is listened to once it is back).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(settings.db_connect_timeout, LISTEN_WAIT_S)):
+                    await listener.wait_connected()
         try:
             yield {"engine": engine, "settings": settings}
         finally:
+            if listener is not None:
+                await listener.stop()
+            await caches.metrics.stop()
             await pruner.stop()
             # After the server stopped taking requests and the last one was answered.
             await engine.dispose()
             await probe_engine.dispose()
             logger.info("database connections closed")
+            logs.flush(logger)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -156,16 +183,16 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
             )
         return JSONResponse({"status": "ready", "database": engine.dialect.name})
 
-    caches = endpoint.caches
     caches.metrics.watch(
         {"counts": caches.counts, "responses": caches.responses},
         engine.pool,
         breaker(engine),
         lambda: endpoint.in_flight,
+        listener,
     )
 
     async def metrics(_request: Request) -> Response:
-        return Response(generate_latest(caches.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(caches.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     async def dashboard_view(_request: Request) -> Response:
         return HTMLResponse(dashboard_page)
@@ -193,5 +220,6 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
     app.state.schema = schema
     app.state.endpoint = endpoint
     app.state.pruner = pruner
+    app.state.listener = listener
     app.state.settings = settings
     return app

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import os
 import signal
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,11 +17,13 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.core import TyperGroup
 
+from db.engine import normalize_url
 from gql.cli_data import export_trees, import_trees
 from gql.cli_persisted import persisted_app
 from gql.cli_writes import keys_app, lottery_app, run_with_engine, tree_app
 from gql.failures import ExitCode, OperationalFailure, explain, safe_url
 from gql.settings import Settings
+from resolvers.metrics import MULTIPROCESS_DIR
 
 
 class _Group(TyperGroup):
@@ -94,6 +100,8 @@ def serve(
     import uvicorn
 
     settings = Settings()
+    processes = workers or settings.workers
+    _check_single_process_sqlite(settings.database_url, processes)
     _check_database()
     lighten_log_records()
     # uvicorn handles the signal while it serves, shuts down gracefully, then raises the signal
@@ -101,20 +109,26 @@ def serve(
     # clean exit (status 0) rather than a death by signal.
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _stopped)
-    uvicorn.run(
-        "gql.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
-        log_level=settings.log_level,
-        log_config=log_config(settings.log_level),
-        # Treegate writes its own access line per GraphQL request (`treegate.access`: request
-        # id, operation, status, outcome, duration); uvicorn's would be a second one.
-        access_log=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=settings.shutdown_grace_s,
-    )
+    with _metrics_shared_by(processes):
+        uvicorn.run(
+            "gql.app:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=processes,
+            log_level=settings.log_level,
+            log_config=log_config(settings.log_level),
+            # Treegate writes its own access line per GraphQL request (`treegate.access`: request
+            # id, operation, status, outcome, duration); uvicorn's would be a second one.
+            access_log=False,
+            proxy_headers=False,
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
+            # With --workers, how long a worker may leave the supervisor's ping unanswered before
+            # it is killed as hung and replaced. uvicorn's 5 s is shorter than a worker's start
+            # (imports, the schema) takes on a busy 2-core host: every worker was killed while
+            # starting, again and again.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+        )
 
 
 def lighten_log_records() -> None:
@@ -169,6 +183,63 @@ def _check_database() -> None:
         if failure.code is not ExitCode.UNAVAILABLE:
             raise
         typer.echo(f"treegate: {failure}; serving anyway, /readyz answers 503 until then", err=True)
+
+
+@contextlib.contextmanager
+def _metrics_shared_by(processes: int) -> Iterator[None]:
+    """With several workers, a directory where prometheus-client keeps every worker's metrics,
+    so that any worker's /metrics answers for all of them (`resolvers.metrics`)."""
+    if processes == 1 or os.environ.get(MULTIPROCESS_DIR):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="treegate-metrics-") as directory:
+        os.environ[MULTIPROCESS_DIR] = directory  # read by the workers as they start
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_DIR]
+
+
+WORKER_HEALTHCHECK_S = 30
+"""Seconds a worker may not answer its supervisor's ping before it is replaced (`--workers`)."""
+
+_SERVING_LOCKS: list[int] = []
+"""Open descriptors of the lock files of SQLite databases this process serves (kept to the end)."""
+
+
+def _check_single_process_sqlite(database_url: str, processes: int) -> None:
+    """SQLite is served by one process: refuse --workers above 1, warn about a second server.
+
+    A process's caches learn of another process's writes through PostgreSQL's NOTIFY
+    (`db.notify`); SQLite has none, so several processes on one file would each answer from
+    caches the others' writes do not clear. A second `treegate serve` on the same file is
+    found by an advisory lock on `<file>.serve-lock`, held while this process runs."""
+    url = normalize_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return
+    if processes > 1:
+        raise typer.BadParameter(
+            "SQLite is served by one process: several would each keep caches that the others' "
+            "writes do not clear. Use --workers 1, or PostgreSQL for several processes",
+            param_hint="'--workers' / TREEGATE_WORKERS",
+        )
+    if not url.database or url.database == ":memory:":
+        return
+    path = Path(url.database).resolve()
+    fd = os.open(f"{path}.serve-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        typer.echo(
+            f"treegate: warning: another `treegate serve` is serving {path}. SQLite is served "
+            "by one process: each process's caches show the other's writes only after "
+            "TREEGATE_COUNT_CACHE_S and TREEGATE_RESPONSE_CACHE_S. Use PostgreSQL for several "
+            "processes",
+            err=True,
+        )
+        return
+    _SERVING_LOCKS.append(fd)
 
 
 def _stopped(_signal: int, _frame: object) -> None:

@@ -74,3 +74,10 @@ class Formatter(logging.Formatter):
             self._stamp = time.strftime(self.default_time_format, self.converter(record.created))
             self._second = second
         return f"{self._stamp},{int(record.msecs):03d}"  # logging's default_msec_format
+
+
+def flush(logger: logging.Logger) -> None:
+    """Write out every line `logger`'s handlers hold back. A worker of `treegate serve --workers`
+    ends by its stop signal once its lifespan is over, without logging's flush at exit."""
+    for handler in logger.handlers:
+        handler.flush()

@@ -6,14 +6,17 @@ and a dashboard's pollers ask the same count over and over. `SharedCache` comput
 once per short window (`TREEGATE_COUNT_CACHE_S`, default 1 s) and hands the result to every
 request that asks meanwhile; requests that ask while it is being computed wait for that one
 computation instead of starting their own. A write committed through this process clears it
-(`Context.after_write`), so a client never reads a count older than its own write; writes by
-other processes or by Open-Assistant itself show within the window.
+(`Context.after_write`), so a client never reads a count older than its own write. On
+PostgreSQL the write also notifies every other Treegate process on the database, which clears its
+caches as soon as the write commits (`db.notify`); writes made by Open-Assistant itself, and writes
+a process missed while its listening connection was down, show within the window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -103,6 +106,13 @@ class Caches:
     responses: SharedCache = field(default_factory=lambda: SharedCache(ttl=0))
     """Whole answers to GET queries, by (URL query string, role, media type)."""
     metrics: Metrics = field(default_factory=Metrics)
+    origin: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """This process's name in write notifications (it ignores its own: `db.notify`)."""
+
+    @property
+    def ttl(self) -> float:
+        """The longest either cache keeps a value (0: both off)."""
+        return max(self.counts.ttl, self.responses.ttl)
 
     def clear(self) -> None:
         self.counts.clear()

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import idempotency
 from db.engine import write_transaction
 from db.faults import DatabaseUnavailable, Fault, FaultKind, fault_of
+from db.notify import announce_write
 from domain.codec import decode_outcome, encode_outcome
 from domain.errors import InvalidInput, check_text
 from domain.outcomes import LotteryOutcome, TransitionOutcome
@@ -82,6 +83,7 @@ async def run_once(
         outcome = await action(conn)
         if key is not None:
             await idempotency.record(conn, scope=scope, key=key, result=encode_outcome(outcome))
+        await announce_write(conn, ctx.caches.origin)  # to the other processes, on commit
         return outcome, True
 
     retry = ctx.policy.retry

@@ -3,15 +3,32 @@
 Counters are updated where things happen: requests by the HTTP layer, transitions and draws once
 their transaction has committed (`resolvers.idempotent.run_once`), limit rejections by the
 endpoint. Cache hits and misses, 304s and the database pool are read when scraped.
+
+With several worker processes (`treegate serve --workers N`), `treegate serve` sets
+`PROMETHEUS_MULTIPROC_DIR` and prometheus-client keeps every process's counters and histograms in
+files there; any worker's `/metrics` then sums them all (its multiprocess mode). The values read
+when scraped are copied into those files by each worker every `MIRROR_INTERVAL_S` (and by the
+scraped one at once), as gauges summed over the live workers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -20,6 +37,11 @@ from domain.outcomes import LotteryDrawn, TransitionApplied
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,63}$")
 MAX_OPERATION_NAMES = 200
 """Operation names are the client's choice: beyond this many distinct ones, `other`."""
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's switch to its multiprocess mode (a directory for every process's values)."""
+MIRROR_INTERVAL_S = 1.0
+"""How often a worker copies its live values for the other workers' /metrics."""
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 class Metrics:
@@ -82,6 +104,9 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.multiprocess_dir = os.environ.get(MULTIPROCESS_DIR) or None
+        self._mirror: _Mirror | None = None
+        self._mirroring: asyncio.Task[None] | None = None
         self._names: set[str] = set()
         # Labelled children, looked up once: `labels()` validates and locks on every call.
         self._answered: dict[tuple[str, str], Any] = {}
@@ -122,22 +147,105 @@ class Metrics:
             self.draws.labels(outcome.lang).inc(len(outcome.drawn))
 
     def watch(
-        self, caches: Mapping[str, Any], pool: Any, breaker: Any, in_flight: Callable[[], int]
+        self,
+        caches: Mapping[str, Any],
+        pool: Any,
+        breaker: Any,
+        in_flight: Callable[[], int],
+        listener: Any = None,
     ) -> None:
         """Values read when scraped: the shared caches' hits and misses (`SharedCache`, by
         name), the database pool's connections (a SQLAlchemy pool), whether the breaker is
-        open (`db.faults.Breaker`) and the GraphQL requests in flight."""
-        self.registry.register(_Live(caches, pool, breaker, in_flight))
+        open (`db.faults.Breaker`), the GraphQL requests in flight and the state of the
+        listener for other processes' writes (`db.notify.WriteListener`, PostgreSQL only)."""
+        live = _Live(caches, pool, breaker, in_flight, listener)
+        self.registry.register(live)
+        if self.multiprocess_dir is not None:
+            self._mirror = _Mirror(live)
+
+    def exposition(self) -> bytes:
+        """The text /metrics answers: this process's metrics, or every worker's summed."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        if self._mirror is not None:
+            self._mirror.sync()
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+    def start(self) -> None:
+        """In multiprocess mode: copy the live values for the other workers, periodically."""
+        if self._mirror is not None and self._mirroring is None:
+            self._mirroring = asyncio.create_task(self._mirror.run(), name="treegate-metrics")
+
+    async def stop(self) -> None:
+        """In multiprocess mode: this process's live values leave the sums (it is stopping)."""
+        if self._mirroring is not None:
+            self._mirroring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._mirroring
+            self._mirroring = None
+        if self.multiprocess_dir is not None:
+            multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
+
+
+class _Mirror:
+    """The live values (`_Live`) written into prometheus-client's per-process files: gauges summed
+    over the live workers, counters over every worker that ever ran."""
+
+    def __init__(self, live: _Live) -> None:
+        self._live = live
+        self._gauges: dict[str, Gauge] = {}
+        self._counters: dict[str, Counter] = {}
+        self._last: dict[tuple[str, tuple[str, ...]], float] = {}
+
+    async def run(self) -> None:
+        while True:
+            self.sync()
+            await asyncio.sleep(MIRROR_INTERVAL_S)
+
+    def sync(self) -> None:
+        for family in self._live.collect():
+            for sample in family.samples:
+                names = tuple(sample.labels)
+                values = tuple(sample.labels.values())
+                if family.type == "counter":
+                    counter = self._counters.get(family.name)
+                    if counter is None:
+                        counter = self._counters[family.name] = Counter(
+                            family.name, family.documentation, names, registry=None
+                        )
+                    seen = self._last.get((family.name, values), 0.0)
+                    if sample.value > seen:
+                        (counter.labels(*values) if names else counter).inc(sample.value - seen)
+                        self._last[family.name, values] = sample.value
+                else:
+                    gauge = self._gauges.get(family.name)
+                    if gauge is None:
+                        gauge = self._gauges[family.name] = Gauge(
+                            family.name,
+                            family.documentation,
+                            names,
+                            registry=None,
+                            multiprocess_mode="livesum",
+                        )
+                    (gauge.labels(*values) if names else gauge).set(sample.value)
 
 
 class _Live(Collector):
     def __init__(
-        self, caches: Mapping[str, Any], pool: Any, breaker: Any, in_flight: Callable[[], int]
+        self,
+        caches: Mapping[str, Any],
+        pool: Any,
+        breaker: Any,
+        in_flight: Callable[[], int],
+        listener: Any,
     ) -> None:
         self._caches = caches
         self._pool = pool
         self._breaker = breaker
         self._in_flight = in_flight
+        self._listener = listener
 
     def collect(self) -> Iterator[Any]:
         lookups = CounterMetricFamily(
@@ -168,3 +276,24 @@ class _Live(Collector):
             "GraphQL requests being served now.",
             value=self._in_flight(),
         )
+        if self._listener is not None:
+            yield from _listener_metrics(self._listener)
+
+
+def _listener_metrics(listener: Any) -> Iterator[Any]:
+    yield GaugeMetricFamily(
+        "treegate_cache_listener_connected",
+        "1 while this process listens for other processes' writes (0: its caches fall back "
+        "to their TTL).",
+        value=int(listener.connected),
+    )
+    yield CounterMetricFamily(
+        "treegate_cache_invalidations",
+        "Other processes' writes heard, each of which cleared this process's caches.",
+        value=listener.notifications,
+    )
+    yield CounterMetricFamily(
+        "treegate_cache_listener_reconnects",
+        "Times the listening connection was established again after it was lost.",
+        value=listener.reconnects,
+    )
