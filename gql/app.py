@@ -21,6 +21,7 @@ from strawberry.http.ides import get_graphql_ide_html
 from db.engine import breaker, create_engine
 from db.faults import RETRY_AFTER_S, fault_of
 from db.migrate import schema_status
+from db.replicas import ReadRouter
 from gql import dashboard
 from gql.fast_lane import TreegateApp
 from gql.graphiql import localize, static_mount, with_example_query
@@ -77,6 +78,18 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
     probe_engine = create_engine(
         settings.database_url, replace(settings.pool, size=1, max_overflow=0)
     )
+    router = (
+        ReadRouter(
+            settings.database_url,
+            settings.read_urls,
+            settings.pool,
+            interval=settings.replica_check_s,
+            max_lag=settings.replica_max_lag_s,
+            timeout=settings.ready_timeout,
+        )
+        if settings.read_urls
+        else None
+    )
     schema = build_schema()
     schema.fast_path_enabled = settings.compiled_reads
     schema.configure(
@@ -108,6 +121,7 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
         cache_control=settings.cache_control,
         persisted=persisted,
         max_in_flight=settings.max_concurrent_requests,
+        router=router,
     )
 
     pruner = Pruner(engine, settings.prune_interval_s, utc_now)
@@ -116,10 +130,14 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
     async def lifespan(_app: TreegateApp) -> AsyncIterator[State]:
         settle_garbage_collector()
         pruner.start()
+        if router is not None:
+            router.start()
         try:
             yield {"engine": engine, "settings": settings}
         finally:
             await pruner.stop()
+            if router is not None:
+                await router.stop()
             # After the server stopped taking requests and the last one was answered.
             await engine.dispose()
             await probe_engine.dispose()
@@ -127,6 +145,11 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    def described(body: dict[str, object]) -> dict[str, object]:
+        # Readiness is the primary's (with every replica out, queries read from the primary);
+        # the replicas are detail.
+        return body if router is None else body | {"replicas": router.describe()}
 
     async def readyz(_request: Request) -> Response:
         try:
@@ -138,23 +161,27 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
             reason = fault.reason if fault is not None else type(exc).__name__
             logger.warning("readiness check failed: %s", reason)
             return JSONResponse(
-                {"status": "unavailable", "database": engine.dialect.name, "reason": reason},
+                described(
+                    {"status": "unavailable", "database": engine.dialect.name, "reason": reason}
+                ),
                 status_code=503,
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
         if status.problem is not None:
             logger.warning("readiness check failed: the database %s", status.problem)
             return JSONResponse(
-                {
-                    "status": "unavailable",
-                    "database": engine.dialect.name,
-                    "reason": status.reason,
-                    "detail": f"the database {status.problem}",
-                },
+                described(
+                    {
+                        "status": "unavailable",
+                        "database": engine.dialect.name,
+                        "reason": status.reason,
+                        "detail": f"the database {status.problem}",
+                    }
+                ),
                 status_code=503,
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
-        return JSONResponse({"status": "ready", "database": engine.dialect.name})
+        return JSONResponse(described({"status": "ready", "database": engine.dialect.name}))
 
     caches = endpoint.caches
     caches.metrics.watch(
@@ -193,5 +220,6 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
     app.state.schema = schema
     app.state.endpoint = endpoint
     app.state.pruner = pruner
+    app.state.router = router
     app.state.settings = settings
     return app

@@ -7,8 +7,9 @@ endpoint. Cache hits and misses, 304s and the database pool are read when scrape
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -82,6 +83,9 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.reads: Counter | None = None
+        self.replica_retries: Counter | None = None
+        self._reads: dict[str, Any] = {}
         self._names: set[str] = set()
         # Labelled children, looked up once: `labels()` validates and locks on every call.
         self._answered: dict[tuple[str, str], Any] = {}
@@ -97,6 +101,32 @@ class Metrics:
         if histogram is None:
             histogram = self._durations[method] = self.duration.labels(method)
         histogram.observe(seconds)
+
+    def watch_replicas(self, replicas: Callable[[], Iterable[Any]]) -> None:
+        """With read replicas: queries counted by the database they ran on, reads retried on the
+        primary after a replica failed, and each replica's health and lag (`db.replicas`, read
+        when scraped)."""
+        self.reads = Counter(
+            "treegate_reads",
+            "Queries executed, by the database they ran on (`primary` or a replica's name).",
+            ["target"],
+            registry=self.registry,
+        )
+        self.replica_retries = Counter(
+            "treegate_replica_read_retries",
+            "Queries that failed on a replica (its connection) and ran again on the primary.",
+            ["replica"],
+            registry=self.registry,
+        )
+        self.registry.register(_Replicas(replicas))
+
+    def read_on(self, target: str) -> None:
+        """One query executed on `target` (with read replicas only)."""
+        counter = self._reads.get(target)
+        if counter is None:
+            assert self.reads is not None, "watch_replicas() first"
+            counter = self._reads[target] = self.reads.labels(target)
+        counter.inc()
 
     def fallback(self, reason: str) -> None:
         self.fallbacks.labels(reason).inc()
@@ -168,3 +198,27 @@ class _Live(Collector):
             "GraphQL requests being served now.",
             value=self._in_flight(),
         )
+
+
+class _Replicas(Collector):
+    def __init__(self, replicas: Callable[[], Iterable[Any]]) -> None:
+        self._replicas = replicas
+
+    def collect(self) -> Iterator[Any]:
+        healthy = GaugeMetricFamily(
+            "treegate_replica_healthy",
+            "1 while a read replica is in rotation (reachable, in recovery, lag within the "
+            "maximum), else 0.",
+            labels=["replica"],
+        )
+        lag = GaugeMetricFamily(
+            "treegate_replica_lag_seconds",
+            "A read replica's replay lag at its last check (NaN when unknown).",
+            labels=["replica"],
+        )
+        for replica in self._replicas():
+            state = replica.state
+            healthy.add_metric([replica.name], int(state.healthy))
+            lag.add_metric([replica.name], math.nan if state.lag_s is None else state.lag_s)
+        yield healthy
+        yield lag
