@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from db.engine import PoolOptions, create_engine, normalize_url
+from db.engine import PoolOptions, breaker, create_engine, normalize_url
 from db.faults import fault_of
 
 logger = logging.getLogger("treegate.replicas")
@@ -173,6 +173,10 @@ class ReadRouter:
         states = await asyncio.gather(*(self._check(replica) for replica in self.replicas))
         for replica, state in zip(self.replicas, states, strict=True):
             was = replica.state
+            if state.healthy:
+                # The check just connected: requests need not wait for a probe of their own to
+                # learn that the replica is back (the breaker would refuse them meanwhile).
+                breaker(replica.engine).succeeded()
             self._set(replica, state)
             if state.healthy and not was.healthy:
                 logger.info("replica %s in rotation (lag %.3f s)", replica.name, state.lag_s)

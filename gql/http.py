@@ -60,6 +60,8 @@ access_log = logging.getLogger("treegate.access")
 
 OPERATION_KEY = "treegate_operation"
 OUTCOME_KEY = "treegate_outcome"
+WROTE_KEY = "treegate_wrote"
+"""Set (with read replicas) once a request ran a mutation: what follows reads the primary."""
 BODY_TOO_LARGE = "BODY_TOO_LARGE"
 BATCH_LIMIT = "BATCH_LIMIT_EXCEEDED"
 LIMIT_CODES = DOCUMENT_LIMIT_CODES | {BODY_TOO_LARGE, BATCH_LIMIT}
@@ -510,10 +512,14 @@ class GraphQLEndpoint:
                     f"a batch holds 1 to {self.max_batch} operations (TREEGATE_MAX_BATCH)",
                     BATCH_LIMIT,
                 )
-            results = [
-                await self._resolved(p, media, identity, request_id, get, {}, primary)
-                for p in payload
-            ]
+            results = []
+            for operation in payload:
+                done: dict[str, Any] = {}
+                results.append(
+                    await self._resolved(operation, media, identity, request_id, get, done, primary)
+                )
+                # Reads after a write in the same request are the primary's.
+                primary = primary or WROTE_KEY in done
             return Outcome(200, [r.body for r in results], {})
         state = scope.setdefault("state", {})
         return await self._resolved(payload, media, identity, request_id, get, state, primary)
@@ -587,6 +593,7 @@ class GraphQLEndpoint:
             result, errors, fault = await self._routed_read(params, identity, request_id, primary)
         else:
             # A mutation, and every read it makes, on the primary.
+            state[WROTE_KEY] = True
             caches = self.primary_caches
             result, errors = await self._execute(params, identity, request_id, caches=caches)
             fault = _fault_reason(errors)

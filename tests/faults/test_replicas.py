@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from db.replicas import PRIMARY, replay_lag, replica_name
 from gql.app import create_app
 from gql.settings import Settings
-from tests.e2e.server import run_cli
+from tests.e2e.server import free_port, run_cli
 from tests.faults.cluster import ThrowawayCluster
 from tests.faults.deployment import Deployment, deploy
 from tests.faults.mixed_load import HALT, PAGE, TREE, tree_states
@@ -294,8 +294,9 @@ async def read_load(
     return answers
 
 
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
 async def test_a_replica_stopped_under_load_costs_no_client_an_error_and_reads_move_back(
-    replication: Replication, trees: list[str]
+    replication: Replication, trees: list[str], mode: str
 ) -> None:
     replica = replication.replica
     standby = replication.standby
@@ -312,7 +313,7 @@ async def test_a_replica_stopped_under_load_costs_no_client_an_error_and_reads_m
                     lambda: more_reads(client, replica, start[0] + 20),
                 )
                 stop_asked = time.monotonic()
-                stopped = await asyncio.to_thread(standby.stop, "fast")
+                stopped = await asyncio.to_thread(standby.stop, mode)  # type: ignore[arg-type]
                 assert stopped is not None
                 out = await wait_until("the replica out", lambda: not_healthy(client, replica))
                 at_out = await reads_on(client, PRIMARY)
@@ -341,7 +342,7 @@ async def test_a_replica_stopped_under_load_costs_no_client_an_error_and_reads_m
             standby.start()
     failed = [a for a in answers if a.status != 200 or a.errors]
     print(
-        f"replica stopped under load: {len(answers)} reads, {len(failed)} failed; "
+        f"replica stopped ({mode}) under load: {len(answers)} reads, {len(failed)} failed; "
         f"replica {end[0] - start[0]:.0f}, primary {end[1] - start[1]:.0f}, "
         f"{retries:.0f} retried on the primary; out of rotation {out - stop_asked:.3f} s after "
         f"the stop was asked ({out - stopped:.3f} s after it stopped), back "
@@ -400,3 +401,58 @@ async def test_a_replica_lagging_past_the_maximum_leaves_rotation_until_it_catch
     assert detail["healthy"] is False
     assert detail["reason"] == "lagging"
     assert detail["lag_s"] > max_lag
+
+
+async def test_in_a_batch_the_reads_after_a_mutation_are_the_primarys(
+    replication: Replication, trees: list[str]
+) -> None:
+    replica = replication.replica
+    settings = settings_for(replication, max_batch=3, replica_max_lag_s=600)
+    tree = trees[0]
+    read = {"query": TREE, "variables": {"id": tree}}
+    write = {"query": HALT, "variables": {"input": {"messageTreeId": tree}}}
+    async with serving(settings, replication.deployment.key) as client:
+        await wait_until("the replica in rotation", lambda: healthy(client, replica))
+        before = (await reads_on(client, replica), await reads_on(client, PRIMARY))
+        async with replay_paused(replication):
+            answer = await client.post("/graphql", json=[read, write, read])
+        after = (await reads_on(client, replica), await reads_on(client, PRIMARY))
+    assert answer.status_code == 200, answer.text
+    first, halted, then = answer.json()
+    assert first["data"]["messageTreeState"]["state"] != HALTED
+    assert halted["data"]["result"]["tree"]["state"] == HALTED
+    # The replay is paused: only the primary can have answered this.
+    assert then["data"]["messageTreeState"]["state"] == HALTED
+    assert after == (before[0] + 1, before[1] + 1)
+
+
+@pytest.mark.parametrize(
+    "reason", ["not_in_recovery", "unreachable"], ids=["the-primary-itself", "nothing-listening"]
+)
+async def test_a_database_that_is_no_replica_is_never_read_from(
+    replication: Replication, trees: list[str], reason: str
+) -> None:
+    database = replication.deployment.url.rsplit("/", 1)[1]
+    url = (
+        replication.deployment.url
+        if reason == "not_in_recovery"
+        else f"postgresql://postgres@127.0.0.1:{free_port()}/{database}"
+    )
+    settings = settings_for(replication, read_database_urls=url)
+    async with serving(settings, replication.deployment.key) as client:
+
+        async def checked() -> bool:
+            (detail,) = (await client.get("/readyz")).json()["replicas"]
+            return bool(detail["reason"] != "not_checked")
+
+        await wait_until("a check of the replica", checked)
+        ready = await client.get("/readyz")
+        for tree in trees[:5]:
+            assert await tree_state(client, tree) != HALTED
+        on_primary = await reads_on(client, PRIMARY)
+        on_replica = await reads_on(client, replica_name(url))
+    assert ready.status_code == 200
+    (detail,) = ready.json()["replicas"]
+    assert detail["healthy"] is False
+    assert detail["reason"] == reason
+    assert (on_primary, on_replica) == (5, 0)
