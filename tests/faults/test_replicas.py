@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -25,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from db.replicas import PRIMARY, replay_lag, replica_name
 from gql.app import create_app
 from gql.settings import Settings
-from tests.e2e.server import free_port, run_cli
+from tests.e2e.server import free_port, run_cli, server_process
 from tests.faults.cluster import ThrowawayCluster
 from tests.faults.deployment import Deployment, deploy
 from tests.faults.mixed_load import HALT, PAGE, TREE, tree_states
@@ -190,7 +191,7 @@ def test_replica_names_carry_no_credentials() -> None:
     assert replica_name("postgresql://db-r2/oasst") == "db-r2:5432/oasst"
 
 
-def test_serve_refuses_read_replicas_on_sqlite(tmp_path: Any) -> None:
+def test_serve_refuses_read_replicas_on_sqlite(tmp_path: Path) -> None:
     env = {
         "TREEGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'treegate.db'}",
         "TREEGATE_READ_DATABASE_URLS": "postgresql://replica.internal/oasst",
@@ -456,3 +457,28 @@ async def test_a_database_that_is_no_replica_is_never_read_from(
     assert detail["healthy"] is False
     assert detail["reason"] == reason
     assert (on_primary, on_replica) == (5, 0)
+
+
+@pytest.mark.e2e
+async def test_treegate_serve_reads_from_the_replica_and_closes_its_connections(
+    replication: Replication, trees: list[str], tmp_path: Path
+) -> None:
+    replica = replication.replica
+    env = replication.deployment.env | {
+        "TREEGATE_READ_DATABASE_URLS": replication.replica_url,
+        "TREEGATE_REPLICA_CHECK_S": str(CHECK_S),
+    }
+    # server_process checks the shutdown: exit status 0, every connection closed.
+    with server_process(env, tmp_path / "server.log") as server:
+        async with httpx.AsyncClient(
+            base_url=server.base,
+            headers={"Authorization": f"Bearer {replication.deployment.key}"},
+            timeout=30,
+        ) as client:
+            await wait_until("the replica in rotation", lambda: healthy(client, replica))
+            assert await tree_state(client, trees[0]) != HALTED
+            assert await tree_state(client, trees[0], READ_HEADER) != HALTED
+            on = (await reads_on(client, replica), await reads_on(client, PRIMARY))
+    assert on == (1, 1)
+    log = (tmp_path / "server.log").read_text()
+    assert f"replica {replica} in rotation" in log
