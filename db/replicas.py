@@ -13,9 +13,12 @@ connections of its own (a busy pool does not make a replica look down):
   0 when the replica has replayed everything the primary had written at the last sample, however
   long ago the last write was (`now() - pg_last_xact_replay_timestamp()` would grow while the
   primary is idle), and growing with the clock while replay is behind (stopped, paused, slow).
-  It is exact to one check interval. When no sample of the primary exists (the primary cannot
-  be reached), the replica's own view serves: 0 if it has replayed all it received, else the
-  time since the last transaction it replayed committed.
+  It is exact to one check interval and never above the truth (a position counts from when its
+  sample came back). WAL that changes no rows counts too (a checkpoint's record): a replica
+  whose replay is paused falls behind at the primary's next checkpoint even without writes,
+  which is right for a replica that has stopped following. When no sample of the primary
+  exists (the primary cannot be reached), the replica's own view serves: 0 if it has replayed
+  all it received, else the time since the last transaction it replayed committed.
 
 A replica that is unreachable, not in recovery, or lags more than `TREEGATE_REPLICA_MAX_LAG_S`
 is out of rotation; the first check that finds it healthy again puts it back. A read that fails
