@@ -65,7 +65,7 @@ class WriteListener:
     def __init__(
         self,
         params: dict[str, Any],
-        origin: str,
+        origin: str | None,
         on_write: Callable[[], None],
         *,
         connect_timeout: float = 2.0,
@@ -184,7 +184,7 @@ class WriteListener:
         return True
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        if payload != self.origin:  # this process cleared its caches when it wrote
+        if payload != self.origin:  # this process cleared its caches when it wrote (None: hear all)
             self.notifications += 1
             self.on_write()
 

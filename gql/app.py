@@ -21,6 +21,7 @@ from db.engine import breaker, create_engine
 from db.faults import RETRY_AFTER_S, fault_of
 from db.migrate import schema_status
 from db.notify import WriteListener, listener_params
+from db.replicas import ReadRouter
 from gql import dashboard, logs
 from gql.fast_lane import TreegateApp
 from gql.graphiql import localize, static_mount, with_example_query
@@ -81,6 +82,18 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
     probe_engine = create_engine(
         settings.database_url, replace(settings.pool, size=1, max_overflow=0)
     )
+    router = (
+        ReadRouter(
+            settings.database_url,
+            settings.read_urls,
+            settings.pool,
+            interval=settings.replica_check_s,
+            max_lag=settings.replica_max_lag_s,
+            timeout=settings.ready_timeout,
+        )
+        if settings.read_urls
+        else None
+    )
     schema = build_schema()
     schema.fast_path_enabled = settings.compiled_reads
     schema.configure(
@@ -112,15 +125,27 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
         cache_control=settings.cache_control,
         persisted=persisted,
         max_in_flight=settings.max_concurrent_requests,
+        router=router,
     )
 
     pruner = Pruner(engine, settings.prune_interval_s, utc_now)
     caches = endpoint.caches
+
+    def heard_write() -> None:
+        caches.clear()
+        if router is not None:
+            # Answers computed again at once may come from a replica that has not replayed the
+            # write yet: clear once more when any replica in rotation has (its lag is at most
+            # the maximum), so that such an answer is not kept for the caches' whole TTL.
+            asyncio.get_running_loop().call_later(settings.replica_max_lag_s, caches.clear)
+
     listener = (
         WriteListener(
             listener_params(engine),
-            caches.origin,
-            caches.clear,
+            # With replicas, this process's own writes are heard too: the caches its reads from
+            # replicas fill are cleared only so (see heard_write).
+            caches.origin if router is None else None,
+            heard_write,
             connect_timeout=settings.db_connect_timeout,
         )
         if engine.dialect.name == "postgresql" and caches.ttl > 0
@@ -131,6 +156,8 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
     async def lifespan(_app: TreegateApp) -> AsyncIterator[State]:
         settle_garbage_collector()
         pruner.start()
+        if router is not None:
+            router.start()
         caches.metrics.start()
         if listener is not None:
             listener.start()
@@ -146,6 +173,8 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
                 await listener.stop()
             await caches.metrics.stop()
             await pruner.stop()
+            if router is not None:
+                await router.stop()
             # After the server stopped taking requests and the last one was answered.
             await engine.dispose()
             await probe_engine.dispose()
@@ -154,6 +183,11 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    def described(body: dict[str, object]) -> dict[str, object]:
+        # Readiness is the primary's (with every replica out, queries read from the primary);
+        # the replicas are detail.
+        return body if router is None else body | {"replicas": router.describe()}
 
     async def readyz(_request: Request) -> Response:
         try:
@@ -165,23 +199,27 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
             reason = fault.reason if fault is not None else type(exc).__name__
             logger.warning("readiness check failed: %s", reason)
             return JSONResponse(
-                {"status": "unavailable", "database": engine.dialect.name, "reason": reason},
+                described(
+                    {"status": "unavailable", "database": engine.dialect.name, "reason": reason}
+                ),
                 status_code=503,
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
         if status.problem is not None:
             logger.warning("readiness check failed: the database %s", status.problem)
             return JSONResponse(
-                {
-                    "status": "unavailable",
-                    "database": engine.dialect.name,
-                    "reason": status.reason,
-                    "detail": f"the database {status.problem}",
-                },
+                described(
+                    {
+                        "status": "unavailable",
+                        "database": engine.dialect.name,
+                        "reason": status.reason,
+                        "detail": f"the database {status.problem}",
+                    }
+                ),
                 status_code=503,
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
-        return JSONResponse({"status": "ready", "database": engine.dialect.name})
+        return JSONResponse(described({"status": "ready", "database": engine.dialect.name}))
 
     caches.metrics.watch(
         {"counts": caches.counts, "responses": caches.responses},
@@ -221,5 +259,6 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
     app.state.endpoint = endpoint
     app.state.pruner = pruner
     app.state.listener = listener
+    app.state.router = router
     app.state.settings = settings
     return app

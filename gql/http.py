@@ -44,12 +44,13 @@ from graphql import (
 from starlette.types import Message, Receive, Scope, Send
 
 from db.faults import RETRY_AFTER_S
+from db.replicas import PRIMARY, ReadRouter
 from domain.outcomes import Identity
 from domain.transitions import Role
 from gql.auth import InvalidKey, identify
 from gql.middleware import request_id_for
 from gql.persisted import PersistedQueries, PersistedQueryError
-from resolvers.caches import Caches
+from resolvers.caches import Caches, SharedCache
 from resolvers.context import Context, Limits, WritePolicy
 from schema.errors import DATABASE_UNAVAILABLE, GRAPHQL_VALIDATION_FAILED, classify
 from schema.limits import DOCUMENT_LIMIT_CODES
@@ -59,6 +60,8 @@ access_log = logging.getLogger("treegate.access")
 
 OPERATION_KEY = "treegate_operation"
 OUTCOME_KEY = "treegate_outcome"
+WROTE_KEY = "treegate_wrote"
+"""Set (with read replicas) once a request ran a mutation: what follows reads the primary."""
 BODY_TOO_LARGE = "BODY_TOO_LARGE"
 BATCH_LIMIT = "BATCH_LIMIT_EXCEEDED"
 LIMIT_CODES = DOCUMENT_LIMIT_CODES | {BODY_TOO_LARGE, BATCH_LIMIT}
@@ -245,6 +248,7 @@ class GraphQLEndpoint:
         cache_control: str = "no-cache",
         persisted: PersistedQueries | None = None,
         max_in_flight: int = 256,
+        router: ReadRouter | None = None,
     ) -> None:
         self.schema = schema  # schema.build.TreegateSchema
         self.engine = engine
@@ -259,6 +263,23 @@ class GraphQLEndpoint:
         self.persisted = persisted
         self.max_in_flight = max_in_flight
         self.in_flight = 0
+        self.router = router
+        """Read replicas (`db.replicas`); None: every request reads from the primary."""
+        self.vary = VARY
+        self.primary_caches = self.caches
+        if router is not None:
+            self.vary = f"{VARY}, {READ_HEADER_NAME}"
+            # Reads that must see the latest writes (mutations, and queries sent with the
+            # read header) share no count with replica reads, nor with each other (a count
+            # computed on the primary by another request may be older than this caller's
+            # write through another process); a write still clears the shared answers.
+            self.primary_caches = Caches(
+                counts=SharedCache(ttl=0),
+                responses=self.caches.responses,
+                metrics=self.caches.metrics,
+                origin=self.caches.origin,  # one process in write notifications (db.notify)
+            )
+            self.caches.metrics.watch_replicas(lambda: router.replicas)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -392,16 +413,21 @@ class GraphQLEndpoint:
             ):
                 extra["ETag"] = '"' + hashlib.blake2b(payload, digest_size=16).hexdigest() + '"'
                 extra["Cache-Control"] = self.cache_control
-            extra["Vary"] = VARY
+            extra["Vary"] = self.vary
             state = scope.get("state", {})
             return Rendered(
                 outcome.status, payload, extra, state.get(OPERATION_KEY), state.get(OUTCOME_KEY)
             )
 
-        key = (scope.get("query_string", b""), identity.role, media)
-        rendered = await self.caches.responses.get(key, answer)
-        if "ETag" not in rendered.headers:
-            self.caches.responses.forget(key)  # errors are not shared beyond concurrent waiters
+        if self.router is not None and wants_primary(headers):
+            # A read that must see the latest writes is never served a shared answer (which
+            # may come from a replica, or be older than the caller's write elsewhere).
+            rendered = await answer()
+        else:
+            key = (scope.get("query_string", b""), identity.role, media)
+            rendered = await self.caches.responses.get(key, answer)
+            if "ETag" not in rendered.headers:
+                self.caches.responses.forget(key)  # errors are not shared beyond waiters
         state = scope.setdefault("state", {})
         state[OPERATION_KEY], state[OUTCOME_KEY] = rendered.operation, rendered.outcome
         etag = rendered.headers.get("ETag")
@@ -411,15 +437,23 @@ class GraphQLEndpoint:
             return
         await self._send_bytes(send, rendered.status, rendered.payload, rendered.headers, media)
 
-    def context(self, request_id: str, identity: Identity) -> Context:
-        """A new request's context: its connection, loaders and identity, the shared caches."""
+    def context(
+        self,
+        request_id: str,
+        identity: Identity,
+        read_engine: Any = None,
+        caches: Caches | None = None,
+    ) -> Context:
+        """A new request's context: its connection (on `read_engine`, a replica, when given),
+        loaders and identity, the shared caches (or `caches`)."""
         return Context.create(
             self.engine,
             self.limits,
             request_id,
             identity=identity,
             policy=self.policy,
-            caches=self.caches,
+            caches=caches or self.caches,
+            read_engine=read_engine,
         )
 
     def _wants_graphiql(self, scope: Scope, headers: Mapping[str, str]) -> bool:
@@ -465,6 +499,7 @@ class GraphQLEndpoint:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError:
                 raise HttpError(400, "the request body is not valid JSON", BAD_REQUEST) from None
+        primary = self.router is not None and wants_primary(headers)
         if isinstance(payload, list):
             if self.max_batch <= 1:
                 raise HttpError(
@@ -478,12 +513,17 @@ class GraphQLEndpoint:
                     f"a batch holds 1 to {self.max_batch} operations (TREEGATE_MAX_BATCH)",
                     BATCH_LIMIT,
                 )
-            results = [
-                await self._resolved(p, media, identity, request_id, get, {}) for p in payload
-            ]
+            results = []
+            for operation in payload:
+                done: dict[str, Any] = {}
+                results.append(
+                    await self._resolved(operation, media, identity, request_id, get, done, primary)
+                )
+                # Reads after a write in the same request are the primary's.
+                primary = primary or WROTE_KEY in done
             return Outcome(200, [r.body for r in results], {})
         state = scope.setdefault("state", {})
-        return await self._resolved(payload, media, identity, request_id, get, state)
+        return await self._resolved(payload, media, identity, request_id, get, state, primary)
 
     async def _resolved(
         self,
@@ -493,6 +533,7 @@ class GraphQLEndpoint:
         request_id: str,
         get: bool,
         state: dict[str, Any],
+        primary: bool = False,
     ) -> Outcome:
         """One operation, its document first resolved from a persisted-query hash if named so."""
         if isinstance(payload, dict) and self.persisted is not None:
@@ -502,7 +543,9 @@ class GraphQLEndpoint:
                 state[OUTCOME_KEY] = "error"
                 found = GraphQLError(error.message, extensions={"code": error.code})
                 return self._request_error([found], media, request_id)
-        return await self._operation(params_from(payload), media, identity, request_id, get, state)
+        return await self._operation(
+            params_from(payload), media, identity, request_id, get, state, primary
+        )
 
     async def _operation(
         self,
@@ -512,6 +555,7 @@ class GraphQLEndpoint:
         request_id: str,
         get: bool,
         state: dict[str, Any],
+        primary: bool = False,
     ) -> Outcome:
         state[OPERATION_KEY] = params.operation_name
         state[OUTCOME_KEY] = "error"
@@ -537,13 +581,22 @@ class GraphQLEndpoint:
                 "METHOD_NOT_ALLOWED",
                 {"Allow": "POST"},
             )
-        result, errors = await self._execute(params, identity, request_id)
-        fault = _fault_reason(errors)
-        if fault == "connection_lost" and operation.operation is OperationType.QUERY:
-            # A pooled connection died under the read (the database restarted, or the backend
-            # was terminated); the pool has dropped its old connections. A read is safe to run
-            # again, once, on a fresh one.
+        if self.router is None:
             result, errors = await self._execute(params, identity, request_id)
+            fault = _fault_reason(errors)
+            if fault == "connection_lost" and operation.operation is OperationType.QUERY:
+                # A pooled connection died under the read (the database restarted, or the
+                # backend was terminated); the pool has dropped its old connections. A read is
+                # safe to run again, once, on a fresh one.
+                result, errors = await self._execute(params, identity, request_id)
+                fault = _fault_reason(errors)
+        elif operation.operation is OperationType.QUERY:
+            result, errors, fault = await self._routed_read(params, identity, request_id, primary)
+        else:
+            # A mutation, and every read it makes, on the primary.
+            state[WROTE_KEY] = True
+            caches = self.primary_caches
+            result, errors = await self._execute(params, identity, request_id, caches=caches)
             fault = _fault_reason(errors)
         if fault is not None:
             state[OUTCOME_KEY] = "unavailable"
@@ -560,10 +613,49 @@ class GraphQLEndpoint:
             state[OUTCOME_KEY] = "ok"
         return Outcome(200, body, {})
 
+    async def _routed_read(
+        self, params: Params, identity: Identity, request_id: str, primary: bool
+    ) -> tuple[ExecutionResult, list[GraphQLError], str | None]:
+        """A query with read replicas configured: on the next replica in rotation, unless the
+        caller asked for the primary or none is healthy. A replica whose connection fails under
+        the read is taken out of rotation and the read runs again, once, on the primary: the
+        client never sees the replica's failure."""
+        assert self.router is not None
+        metrics = self.caches.metrics
+        replica = None if primary else self.router.pick()
+        if replica is None:
+            caches = self.primary_caches if primary else self.caches
+            result, errors = await self._execute(params, identity, request_id, caches=caches)
+            metrics.read_on(PRIMARY)
+            fault = _fault_reason(errors)
+            if fault == "connection_lost":  # as without replicas: once more, on a fresh one
+                result, errors = await self._execute(params, identity, request_id, caches=caches)
+                metrics.read_on(PRIMARY)
+                fault = _fault_reason(errors)
+            return result, errors, fault
+        result, errors = await self._execute(
+            params, identity, request_id, read_engine=replica.engine
+        )
+        metrics.read_on(replica.name)
+        fault = _fault_reason(errors)
+        if fault in REPLICA_RETRY_REASONS:
+            self.router.read_failed(replica, fault)
+            assert metrics.replica_retries is not None
+            metrics.replica_retries.labels(replica.name).inc()
+            result, errors = await self._execute(params, identity, request_id)
+            metrics.read_on(PRIMARY)
+            fault = _fault_reason(errors)
+        return result, errors, fault
+
     async def _execute(
-        self, params: Params, identity: Identity, request_id: str
+        self,
+        params: Params,
+        identity: Identity,
+        request_id: str,
+        read_engine: Any = None,
+        caches: Caches | None = None,
     ) -> tuple[ExecutionResult, list[GraphQLError]]:
-        context = self.context(request_id, identity)
+        context = self.context(request_id, identity, read_engine, caches)
         try:
             result = await self.schema.run(
                 params.query, params.variables, context, params.operation_name
@@ -612,7 +704,24 @@ class GraphQLEndpoint:
 
 
 VARY = "Accept, Authorization, X-API-Key"
-"""What a GET answer depends on besides its URL: the media type, and the caller's role."""
+"""What a GET answer depends on besides its URL: the media type, and the caller's role (and,
+with read replicas, the read header)."""
+
+READ_HEADER_NAME = "X-Treegate-Read"
+READ_HEADER = READ_HEADER_NAME.lower()
+"""`X-Treegate-Read: primary` asks for a query to read from the primary (with read replicas):
+a client that must see its own write. Other values, or none, read from a replica."""
+
+REPLICA_RETRY_REASONS = frozenset(
+    {"unreachable", "connection_lost", "overloaded", "serialization_failure", "deadlock"}
+)
+"""Faults of a read on a replica after which it runs again on the primary: the replica's
+connection failed, or it cancelled the read for a conflict with recovery (a hot standby does
+that with SQLSTATE 40001 or 40P01 when replay needs what the read holds)."""
+
+
+def wants_primary(headers: Mapping[str, str]) -> bool:
+    return headers.get(READ_HEADER, "").strip().lower() == PRIMARY
 
 
 @dataclass(frozen=True, slots=True)

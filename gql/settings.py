@@ -9,10 +9,10 @@ import random
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from db.engine import PoolOptions
+from db.engine import PoolOptions, normalize_url
 from db.faults import Backoff
 from domain.lottery import MAX_ACTIVE_TREES
 from domain.transitions import Role
@@ -35,6 +35,19 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "sqlite:///./treegate.db",
         description="postgresql://user@host/db (asyncpg) or sqlite:///path (aiosqlite).",
+    )
+    read_database_urls: str = Field(
+        "",
+        description="PostgreSQL read replicas, comma-separated: queries read there, mutations "
+        "and key lookups on the primary (empty: everything on the primary).",
+    )
+    replica_check_s: float = Field(
+        1.0, gt=0, description="Seconds between health checks of each read replica."
+    )
+    replica_max_lag_s: float = Field(
+        5.0,
+        gt=0,
+        description="A replica whose replay lags more seconds than this is out of rotation.",
     )
     host: str = Field("127.0.0.1", description="Address `treegate serve` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `treegate serve` binds.")
@@ -169,6 +182,27 @@ class Settings(BaseSettings):
         None, description="Seed the lottery's random source (tests, demos)."
     )
 
+    @field_validator("read_database_urls")
+    @classmethod
+    def _check_read_urls(cls, value: str, info: ValidationInfo) -> str:
+        urls = [url.strip() for url in value.split(",") if url.strip()]
+        if not urls:
+            return ""
+        primary = info.data.get("database_url")
+        if primary is not None and normalize_url(primary).get_backend_name() != "postgresql":
+            raise ValueError(
+                "read replicas need PostgreSQL: TREEGATE_DATABASE_URL is not a postgresql:// "
+                "URL (SQLite has no replicas); unset TREEGATE_READ_DATABASE_URLS"
+            )
+        for url in urls:
+            try:
+                backend = normalize_url(url).get_backend_name()
+            except Exception:  # any parse failure: the same refusal, said once
+                backend = None
+            if backend != "postgresql":
+                raise ValueError("every read replica must be a postgresql:// URL")
+        return ",".join(urls)
+
     @model_validator(mode="before")
     @classmethod
     def _page_sizes(cls, data: Any) -> Any:
@@ -183,6 +217,11 @@ class Settings(BaseSettings):
         if self.default_page_size > self.max_page_size:
             raise ValueError("default_page_size must not exceed max_page_size")
         return self
+
+    @property
+    def read_urls(self) -> list[str]:
+        """The read replicas' URLs (none: everything reads from the primary)."""
+        return self.read_database_urls.split(",") if self.read_database_urls else []
 
     @property
     def anonymous(self) -> Role | None:

@@ -86,8 +86,11 @@ class Context:
         identity: Identity | None = None,
         policy: WritePolicy | None = None,
         caches: Caches | None = None,
+        read_engine: AsyncEngine | None = None,
     ) -> Context:
-        db = RequestConnection(engine)
+        """`engine` is the primary, which every write goes to; the request's reads go to
+        `read_engine` when given (a read replica: queries only), else to the primary too."""
+        db = RequestConnection(read_engine or engine)
         return cls(
             engine=engine,
             db=db,

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Literal
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -107,6 +108,9 @@ class Metrics:
         self.multiprocess_dir = os.environ.get(MULTIPROCESS_DIR) or None
         self._mirror: _Mirror | None = None
         self._mirroring: asyncio.Task[None] | None = None
+        self.reads: Counter | None = None
+        self.replica_retries: Counter | None = None
+        self._reads: dict[str, Any] = {}
         self._names: set[str] = set()
         # Labelled children, looked up once: `labels()` validates and locks on every call.
         self._answered: dict[tuple[str, str], Any] = {}
@@ -122,6 +126,35 @@ class Metrics:
         if histogram is None:
             histogram = self._durations[method] = self.duration.labels(method)
         histogram.observe(seconds)
+
+    def watch_replicas(self, replicas: Callable[[], Iterable[Any]]) -> None:
+        """With read replicas: queries counted by the database they ran on, reads retried on the
+        primary after a replica failed, and each replica's health and lag (`db.replicas`, read
+        when scraped)."""
+        self.reads = Counter(
+            "treegate_reads",
+            "Queries executed, by the database they ran on (`primary` or a replica's name).",
+            ["target"],
+            registry=self.registry,
+        )
+        self.replica_retries = Counter(
+            "treegate_replica_read_retries",
+            "Queries that failed on a replica (its connection) and ran again on the primary.",
+            ["replica"],
+            registry=self.registry,
+        )
+        collector = _Replicas(replicas)
+        self.registry.register(collector)
+        if self._mirror is not None:
+            self._mirror.collectors.append(collector)
+
+    def read_on(self, target: str) -> None:
+        """One query executed on `target` (with read replicas only)."""
+        counter = self._reads.get(target)
+        if counter is None:
+            assert self.reads is not None, "watch_replicas() first"
+            counter = self._reads[target] = self.reads.labels(target)
+        counter.inc()
 
     def fallback(self, reason: str) -> None:
         self.fallbacks.labels(reason).inc()
@@ -189,12 +222,17 @@ class Metrics:
             multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
 
 
-class _Mirror:
-    """The live values (`_Live`) written into prometheus-client's per-process files: gauges summed
-    over the live workers, counters over every worker that ever ran."""
+_MIRROR_MODES: dict[str, Literal["livemax"]] = {"treegate_replica_lag_seconds": "livemax"}
+"""How a gauge combines over workers where a sum would mean nothing (prometheus-client's modes)."""
 
-    def __init__(self, live: _Live) -> None:
-        self._live = live
+
+class _Mirror:
+    """The values read when scraped (`_Live`, `_Replicas`) written into prometheus-client's
+    per-process files: gauges summed over the live workers (a replica's lag: the largest any
+    live worker saw), counters over every worker that ever ran."""
+
+    def __init__(self, live: Collector) -> None:
+        self.collectors: list[Collector] = [live]
         self._gauges: dict[str, Gauge] = {}
         self._counters: dict[str, Counter] = {}
         self._last: dict[tuple[str, tuple[str, ...]], float] = {}
@@ -205,7 +243,11 @@ class _Mirror:
             await asyncio.sleep(MIRROR_INTERVAL_S)
 
     def sync(self) -> None:
-        for family in self._live.collect():
+        for collector in self.collectors:
+            self._copy(collector)
+
+    def _copy(self, collector: Collector) -> None:
+        for family in collector.collect():
             for sample in family.samples:
                 names = tuple(sample.labels)
                 values = tuple(sample.labels.values())
@@ -227,7 +269,7 @@ class _Mirror:
                             family.documentation,
                             names,
                             registry=None,
-                            multiprocess_mode="livesum",
+                            multiprocess_mode=_MIRROR_MODES.get(family.name, "livesum"),
                         )
                     (gauge.labels(*values) if names else gauge).set(sample.value)
 
@@ -297,3 +339,27 @@ def _listener_metrics(listener: Any) -> Iterator[Any]:
         "Times the listening connection was established again after it was lost.",
         value=listener.reconnects,
     )
+
+
+class _Replicas(Collector):
+    def __init__(self, replicas: Callable[[], Iterable[Any]]) -> None:
+        self._replicas = replicas
+
+    def collect(self) -> Iterator[Any]:
+        healthy = GaugeMetricFamily(
+            "treegate_replica_healthy",
+            "1 while a read replica is in rotation (reachable, in recovery, lag within the "
+            "maximum), else 0.",
+            labels=["replica"],
+        )
+        lag = GaugeMetricFamily(
+            "treegate_replica_lag_seconds",
+            "A read replica's replay lag at its last check (NaN when unknown).",
+            labels=["replica"],
+        )
+        for replica in self._replicas():
+            state = replica.state
+            healthy.add_metric([replica.name], int(state.healthy))
+            lag.add_metric([replica.name], math.nan if state.lag_s is None else state.lag_s)
+        yield healthy
+        yield lag

@@ -24,6 +24,9 @@ def test_defaults() -> None:
     assert settings.model_dump() == {
         "env": "development",
         "database_url": "sqlite:///./treegate.db",
+        "read_database_urls": "",
+        "replica_check_s": 1.0,
+        "replica_max_lag_s": 5.0,
         "host": "127.0.0.1",
         "port": 8000,
         "workers": 1,
@@ -254,3 +257,28 @@ def test_lottery_seed_makes_the_random_source_reproducible() -> None:
     first = Settings(lottery_seed=7).write_policy.rng
     second = Settings(lottery_seed=7).write_policy.rng
     assert [first.random() for _ in range(5)] == [second.random() for _ in range(5)]
+
+
+def test_read_replicas_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TREEGATE_DATABASE_URL", "postgresql://oa@db-primary/oasst")
+    monkeypatch.setenv(
+        "TREEGATE_READ_DATABASE_URLS", " postgresql://oa@db-r1/oasst, postgres://oa@db-r2/oasst,"
+    )
+    monkeypatch.setenv("TREEGATE_REPLICA_CHECK_S", "0.5")
+    monkeypatch.setenv("TREEGATE_REPLICA_MAX_LAG_S", "2")
+    settings = Settings()
+    assert settings.read_urls == ["postgresql://oa@db-r1/oasst", "postgres://oa@db-r2/oasst"]
+    assert (settings.replica_check_s, settings.replica_max_lag_s) == (0.5, 2.0)
+    assert Settings(read_database_urls=" , ").read_urls == []
+
+
+def test_read_replicas_on_sqlite_are_refused() -> None:
+    with pytest.raises(ValidationError, match="read replicas need PostgreSQL") as info:
+        Settings(read_database_urls="postgresql://oa@db-r1/oasst")
+    assert "read_database_urls" in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["sqlite:///replica.db", "mysql://db-r1/oasst", "not a url"])
+def test_read_replicas_must_be_postgresql(url: str) -> None:
+    with pytest.raises(ValidationError, match="every read replica must be a postgresql:// URL"):
+        Settings(database_url="postgresql://oa@db-primary/oasst", read_database_urls=url)

@@ -291,6 +291,64 @@ class ThrowawayCluster:
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write(f"\ninclude '{self._conf_path.name}'\n")
 
+    @classmethod
+    def create_standby(
+        cls,
+        primary: ThrowawayCluster,
+        base_dir: Path | None = None,
+        *,
+        settings: Mapping[str, str | int] | None = None,
+    ) -> ThrowawayCluster:
+        """A streaming replica of *primary*, which must be running: ``pg_basebackup -R``
+        (``--write-recovery-conf``) into a fresh temporary directory, on its own free port.
+
+        The primary needs ``wal_level = replica`` and a WAL sender (PostgreSQL's defaults) and
+        a ``replication`` line in ``pg_hba.conf`` for 127.0.0.1 (``initdb --auth=trust`` writes
+        one). The standby is not started; it streams from the primary once it is.
+        """
+        root = Path(tempfile.mkdtemp(prefix="throwaway-pg-", dir=base_dir)).resolve()
+        standby = cls(root, primary.bin_dir, _free_port(), primary.run_as)
+        _LIVE.add(standby)
+        try:
+            standby._clone(primary, settings or {})
+        except BaseException:
+            standby.destroy()
+            raise
+        return standby
+
+    def _clone(self, primary: ThrowawayCluster, settings: Mapping[str, str | int]) -> None:
+        self.socket_dir.mkdir(mode=0o700)
+        self._hand_over(self.root, self.socket_dir)
+        self._run(
+            [
+                str(self.bin_dir / "pg_basebackup"),
+                "--pgdata",
+                str(self.data_dir),
+                "--host",
+                HOST,
+                "--port",
+                str(primary.port),
+                "--username",
+                SUPERUSER,
+                "--write-recovery-conf",
+                "--wal-method=stream",
+                "--checkpoint=fast",
+                "--no-sync",
+            ],
+            as_server_user=True,
+            what="pg_basebackup",
+        )
+        # The copy includes the primary's configuration, whose included file is rewritten here
+        # with this cluster's port and socket directory.
+        self._settings = {
+            **DEFAULT_SETTINGS,
+            **settings,
+            "hot_standby": "on",
+            "listen_addresses": HOST,
+            "unix_socket_directories": str(self.socket_dir),
+        }
+        self._write_conf()
+
     def _hand_over(self, *paths: Path) -> None:
         """Give *paths* to the server user (only when running as root)."""
         if self.run_as is None:
