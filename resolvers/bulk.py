@@ -41,7 +41,7 @@ from domain.values import SortKey, TreeFilter, TreeOrder, TreeState
 from resolvers.auth import require
 from resolvers.context import Context
 from resolvers.idempotent import check_key, fingerprint, in_write_transaction
-from resolvers.pagination import decode_cursor
+from resolvers.pagination import decode_cursor, encode_cursor
 from resolvers.transitions import MAX_REASON_LENGTH, Move, TransitionRequest, decide, write_move
 
 OPERATION = "transitionTrees"
@@ -147,6 +147,13 @@ class _Tally:
             has_more=report.has_more,
             done=bool(data["done"]),
         )
+
+
+def end_cursor(report: BulkReport) -> str | None:
+    """Where a continuation starts: a cursor after the last tree examined, when more matched."""
+    if not report.has_more or report.last_examined is None:
+        return None
+    return encode_cursor(ORDER, SortKey(None, report.last_examined))
 
 
 def _check(ctx: Context, request: BulkRequest) -> UUID | None:

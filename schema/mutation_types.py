@@ -8,9 +8,8 @@ from uuid import UUID
 import strawberry
 
 from domain import outcomes
-from domain.values import SortKey, TreeOrder
+from resolvers import bulk
 from resolvers.bulk import BulkRequest
-from resolvers.pagination import encode_cursor
 from schema.enums import RejectionReason, State
 from schema.inputs import MessageTreeStateFilter
 from schema.log_types import StateTransition
@@ -223,9 +222,6 @@ def render_lottery(outcome: outcomes.LotteryOutcome) -> DrawPromptLotteryResult:
 
 
 def render_bulk(report: outcomes.BulkReport) -> BulkTransitionResult:
-    cursor = None
-    if report.has_more and report.last_examined is not None:
-        cursor = encode_cursor(TreeOrder.MESSAGE_TREE_ID_ASC, SortKey(None, report.last_examined))
     return BulkTransitionResult(
         operation_id=report.operation_id,
         dry_run=report.dry_run,
@@ -239,6 +235,6 @@ def render_bulk(report: outcomes.BulkReport) -> BulkTransitionResult:
             for r in report.rejected
         ],
         has_next_page=report.has_more,
-        end_cursor=cursor,
+        end_cursor=bulk.end_cursor(report),
         refused=report.refused,
     )
