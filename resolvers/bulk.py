@@ -25,6 +25,7 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import idempotency, trees
+from db.engine import read_transaction
 from domain.codec import decode_bulk, encode_bulk
 from domain.decisions import RejectionReason, bulk_operation, bulk_role
 from domain.errors import InvalidInput, check_text
@@ -228,11 +229,10 @@ async def _one(
 
 
 async def _dry_run(ctx: Context, request: BulkRequest, after: UUID | None) -> BulkReport:
-    """The same batches and decisions as a real run, each batch in a transaction that writes
-    nothing."""
+    """The same batches and decisions as a real run, each batch in a transaction rolled back."""
     tally = _Tally(uuid4())
     while not tally.done:
-        async with ctx.engine.connect() as conn, conn.begin():
+        async with read_transaction(ctx.engine) as conn:
             await _batch(ctx, conn, request, tally, after, None)
     return tally.report(True)
 
