@@ -6,6 +6,7 @@ Expectations come from what each test inserted and from docs/design.md's table (
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -15,8 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.engine import PoolOptions, create_engine
 from domain.decisions import RejectionReason
 from domain.outcomes import BulkReport, Identity, TransitionApplied
 from domain.states import State
@@ -493,3 +496,29 @@ async def test_a_tree_moved_while_the_batch_decides_is_state_changed(
     assert (changed.reason, changed.message_tree_ids) == (RejectionReason.STATE_CHANGED, (tree,))
     [row] = await log_of(engine)
     assert (row["actor"], row["bulk_operation_id"]) == ("bulk-operator", None)
+
+
+async def test_two_calls_with_one_key_at_once_move_each_tree_once(
+    engine: AsyncEngine, contexts: list[Context], database_url: URL
+) -> None:
+    """The key's row is locked by each batch: the two calls take turns, each going on from what
+    the other committed, and both end with the one report."""
+    trees = sorted([await make_tree(engine, S.BACKLOG_RANKING) for _ in range(9)])
+    wide = create_engine(database_url, PoolOptions(size=4))
+    try:
+        first, second = (context(wide, contexts, batch=2) for _ in range(2))
+        request = to_ranking(100, idempotency_key="twice")
+        async with asyncio.timeout(60):
+            one, other = await asyncio.gather(
+                transition_trees(first, request), transition_trees(second, request)
+            )
+    finally:
+        for ctx in contexts:
+            await ctx.close()
+        contexts.clear()
+        await wide.dispose()
+    assert one == other
+    assert one.applied_ids == tuple(trees)
+    log = await log_of(engine)
+    assert sorted(r["message_tree_id"] for r in log) == trees
+    assert {r["bulk_operation_id"] for r in log} == {one.operation_id}
