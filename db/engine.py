@@ -391,3 +391,15 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
         await conn.execution_options(**{WRITE_OPTION: True})
         async with conn.begin():
             yield conn
+
+
+@asynccontextmanager
+async def read_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection in a transaction that only reads (a dry run's), rolled back at the end, so
+    nothing done in it can stay; admitted through the pool's gate as every connection is."""
+    async with gate(engine).admitted(), engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            yield conn
+        finally:
+            await transaction.rollback()

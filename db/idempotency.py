@@ -63,6 +63,21 @@ async def claim(
     return Recorded(row.operation, row.request_hash, row.result)
 
 
+async def lock(conn: AsyncConnection, *, scope: str, key: str) -> Recorded | None:
+    """The key's row, locked until this transaction ends (PostgreSQL; SQLite's transaction
+    holds the write lock anyway), so one caller at a time goes on with a multi-transaction
+    operation of this key; None if it is gone (expired and pruned)."""
+    same = and_(idempotency.c.scope == scope, idempotency.c.key == key)
+    row = (
+        await conn.execute(
+            select(idempotency.c.operation, idempotency.c.request_hash, idempotency.c.result)
+            .where(same)
+            .with_for_update()
+        )
+    ).first()
+    return None if row is None else Recorded(row.operation, row.request_hash, row.result)
+
+
 async def record(conn: AsyncConnection, *, scope: str, key: str, result: dict[str, Any]) -> None:
     same = and_(idempotency.c.scope == scope, idempotency.c.key == key)
     await conn.execute(update(idempotency).where(same).values(result=result))

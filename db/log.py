@@ -33,6 +33,7 @@ LOG_COLUMNS = (
     transition.c.actor,
     transition.c.reason,
     transition.c.at,
+    transition.c.bulk_operation_id,
 )
 
 
@@ -46,6 +47,7 @@ def to_transition(row: Row[*tuple[Any, ...]]) -> StateTransition:
         actor=row.actor,
         reason=row.reason,
         at=row.at,
+        bulk_operation_id=row.bulk_operation_id,
     )
 
 
@@ -73,6 +75,7 @@ async def append(
     actor: str | None,
     reason: str | None,
     at: datetime,
+    bulk_operation_id: UUID | None = None,
 ) -> StateTransition:
     """Write one log row, its sequence taken from the counter (locked until commit).
 
@@ -89,6 +92,7 @@ async def append(
         "actor": actor,
         "reason": reason,
         "at": at,
+        "bulk_operation_id": bulk_operation_id,
     }
     if conn.dialect.name == "postgresql":
         sequence = _next_value_statement(conn, LOG_COUNTER).cte("next_sequence")
@@ -114,6 +118,7 @@ async def append(
         actor=actor,
         reason=reason,
         at=at,
+        bulk_operation_id=bulk_operation_id,
     )
 
 

@@ -111,9 +111,11 @@ transition = Table(
     Column("actor", String(256), nullable=True),
     Column("reason", Text(), nullable=True),
     Column("at", TZDateTime(), nullable=False),
+    Column("bulk_operation_id", Uuid(), nullable=True),
     Index("ix_treegate_transition_tree", "message_tree_id", "sequence"),
 )
-"""The transition log: one row per state change, in commit order (see `db.log`)."""
+"""The transition log: one row per state change, in commit order (see `db.log`);
+`bulk_operation_id` names the `transitionTrees` call that made the change, if one did."""
 
 counter = Table(
     "treegate_counter",

@@ -278,3 +278,18 @@ async def count_by(
     """Tree counts grouped by any combination of dimensions, in one statement."""
     ordered, query = count_by_query(dimensions, tree_filter, pg=_pg(conn))
     return to_counts(ordered, await run_core(conn, query))
+
+
+async def count_trees_after(
+    conn: AsyncConnection, tree_filter: TreeFilter | None, after_id: UUID | None
+) -> int:
+    """Trees matching the filter whose id is above `after_id` (all of them without one)."""
+    params = filter_params(tree_filter)
+    clauses = _filter_clauses(tuple(params), _pg(conn))
+    if after_id is not None:
+        clauses.append(
+            mts.c.message_tree_id > bindparam("after_id", type_=mts.c.message_tree_id.type)
+        )
+        params["after_id"] = after_id
+    query = Query(select(func.count()).select_from(mts).where(*clauses), params)
+    return int((await run_core(conn, query)).scalar_one())

@@ -8,6 +8,8 @@ from uuid import UUID
 
 from domain.decisions import RejectionReason
 from domain.outcomes import (
+    BulkRejections,
+    BulkReport,
     LotteryDrawn,
     LotteryOutcome,
     LotteryRejected,
@@ -70,7 +72,7 @@ def decode_tree(data: Json) -> TreeState:
 
 
 def encode_transition(entry: StateTransition) -> Json:
-    return {
+    data: Json = {
         "sequence": entry.sequence,
         "message_tree_id": str(entry.message_tree_id),
         "from_state": None if entry.from_state is None else entry.from_state.value,
@@ -80,11 +82,15 @@ def encode_transition(entry: StateTransition) -> Json:
         "reason": entry.reason,
         "at": entry.at.isoformat(),
     }
+    if entry.bulk_operation_id is not None:
+        data["bulk_operation_id"] = str(entry.bulk_operation_id)
+    return data
 
 
 def decode_transition(data: Json) -> StateTransition:
     at = _parse_date(data["at"])
     assert at is not None
+    bulk = data.get("bulk_operation_id")  # only a bulk move's row has one
     return StateTransition(
         sequence=data["sequence"],
         message_tree_id=UUID(data["message_tree_id"]),
@@ -94,6 +100,7 @@ def decode_transition(data: Json) -> StateTransition:
         actor=data["actor"],
         reason=data["reason"],
         at=at,
+        bulk_operation_id=None if bulk is None else UUID(bulk),
     )
 
 
@@ -166,3 +173,51 @@ def decode_outcome(data: Json) -> TransitionOutcome | LotteryOutcome:
     if kind == "lottery_rejected":
         return LotteryRejected(data["lang"], RejectionReason[data["reason"]], data["message"])
     raise ValueError(f"unknown outcome kind {kind!r}")
+
+
+def encode_bulk(report: BulkReport) -> Json:
+    return {
+        "operation_id": str(report.operation_id),
+        "dry_run": report.dry_run,
+        "matched": report.matched,
+        "examined": report.examined,
+        "applied": report.applied,
+        "applied_ids": [str(i) for i in report.applied_ids],
+        "unchanged": report.unchanged,
+        "rejected": [
+            {
+                "reason": r.reason.name,
+                "count": r.count,
+                "message_tree_ids": [str(i) for i in r.message_tree_ids],
+            }
+            for r in report.rejected
+        ],
+        "last_examined": None if report.last_examined is None else str(report.last_examined),
+        "has_more": report.has_more,
+        "refused": None if report.refused is None else report.refused.name,
+    }
+
+
+def decode_bulk(data: Json) -> BulkReport:
+    last = data["last_examined"]
+    refused = data["refused"]
+    return BulkReport(
+        operation_id=UUID(data["operation_id"]),
+        dry_run=data["dry_run"],
+        matched=data["matched"],
+        examined=data["examined"],
+        applied=data["applied"],
+        applied_ids=tuple(UUID(i) for i in data["applied_ids"]),
+        unchanged=data["unchanged"],
+        rejected=tuple(
+            BulkRejections(
+                RejectionReason[r["reason"]],
+                r["count"],
+                tuple(UUID(i) for i in r["message_tree_ids"]),
+            )
+            for r in data["rejected"]
+        ),
+        last_examined=None if last is None else UUID(last),
+        has_more=data["has_more"],
+        refused=None if refused is None else RejectionReason[refused],
+    )

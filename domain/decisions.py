@@ -7,7 +7,15 @@ from enum import Enum
 
 from domain import guards
 from domain.states import State
-from domain.transitions import Operation, Transition, allowed_targets, find_transition
+from domain.transitions import (
+    LEAST_ROLE,
+    TRANSITIONS,
+    Operation,
+    Role,
+    Transition,
+    allowed_targets,
+    find_transition,
+)
 
 
 class RejectionReason(Enum):
@@ -74,3 +82,31 @@ def check_expected(expected: State | None, current: State) -> Rejection | None:
         RejectionReason.STATE_CHANGED,
         f"the tree is {current.name}, not {expected.name} as expected",
     )
+
+
+def bulk_role(target: State) -> Role:
+    """The role a bulk move to `target` needs: the highest of the table's rows into `target`
+    that a bulk move may make (every row but the lottery's), and at least `transitionTree`'s.
+
+    So halting and resuming in bulk need a moderator, whichever trees the filter selects, and
+    no tree met half-way through the call can need more than the caller was checked for."""
+    roles = [LEAST_ROLE[Operation.TRANSITION_TREE]]
+    roles += [
+        row.role
+        for row in TRANSITIONS
+        if row.target is target and row.operation is not Operation.DRAW_PROMPT_LOTTERY
+    ]
+    return max(roles, key=lambda role: role.value)
+
+
+def bulk_operation(current: State, target: State) -> Operation:
+    """The operation a bulk move uses for a tree in `current`: that of the table's row to
+    `target`. A lottery row, or no row, goes through `transitionTree`, which refuses it
+    (LOTTERY_ONLY, NOT_ALLOWED); a halted tree asked to halt, through `haltTree`, for which
+    it is nothing to change."""
+    row = find_transition(current, target)
+    if row is not None and row.operation is not Operation.DRAW_PROMPT_LOTTERY:
+        return row.operation
+    if row is None and target is State.HALTED_BY_MODERATOR:
+        return Operation.HALT_TREE
+    return Operation.TRANSITION_TREE

@@ -24,6 +24,8 @@ class StateTransition:
     actor: str | None
     reason: str | None
     at: datetime
+    bulk_operation_id: UUID | None = None
+    """The `transitionTrees` call that made the change; None for a single mutation or draw."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +100,40 @@ class Identity:
 
     def allows(self, needed: Role) -> bool:
         return self.role is not None and self.role.includes(needed)
+
+
+LISTED_IDS = 100
+"""A bulk move's report lists the first this many tree ids of each kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class BulkRejections:
+    """The trees of a bulk move refused for one reason: how many, and the first ids."""
+
+    reason: RejectionReason
+    count: int
+    message_tree_ids: tuple[UUID, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkReport:
+    """What one `transitionTrees` call did (or, dry, would do) to the trees it examined.
+
+    `matched`: trees matching the filter after the cursor when the call began; `examined`:
+    how many of them, in message_tree_id order, the call took (at most its limit); each of
+    those was applied, unchanged (halting a halted tree) or rejected for one reason.
+    `last_examined` is where a continuation starts when `has_more`.
+    """
+
+    operation_id: UUID
+    dry_run: bool
+    matched: int
+    examined: int
+    applied: int
+    applied_ids: tuple[UUID, ...]
+    unchanged: int
+    rejected: tuple[BulkRejections, ...]
+    last_examined: UUID | None
+    has_more: bool
+    refused: RejectionReason | None = None
+    """Set when the whole call was refused (a reused idempotency key): nothing examined."""

@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db import keys as key_store
 from db.engine import create_engine, write_transaction
 from db.migrate import schema_status
-from domain.codec import encode_message, encode_outcome, encode_tree
-from domain.errors import TreeTooLarge
+from domain.codec import encode_bulk, encode_message, encode_outcome, encode_tree
+from domain.errors import InvalidInput, TreeTooLarge
 from domain.outcomes import (
+    BulkReport,
     Identity,
     LotteryDrawn,
     LotteryOutcome,
@@ -32,16 +33,19 @@ from domain.outcomes import (
 )
 from domain.states import State
 from domain.transitions import Operation, Role, allowed_targets
-from domain.values import Message, TreeState
+from domain.values import Message, TreeFilter, TreeState
 from gql.failures import ExitCode, OperationalFailure, explain, safe_url, sqlite_file_problem
 from gql.settings import Settings
-from resolvers import lottery, messages, transitions, trees
+from resolvers import bulk, lottery, messages, transitions, trees
+from resolvers.bulk import BulkRequest
 from resolvers.context import Context
 from resolvers.transitions import TransitionRequest
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 lottery_app = typer.Typer(help="The prompt lottery.", no_args_is_help=True)
-tree_app = typer.Typer(help="Show, halt, resume or transition one tree.", no_args_is_help=True)
+tree_app = typer.Typer(
+    help="Show, halt, resume or transition one tree, or transition many.", no_args_is_help=True
+)
 
 T = TypeVar("T")
 KEY_PREFIX = "tg_"
@@ -255,6 +259,16 @@ def resume(tree_id: TreeId, reason: Reason = None) -> None:
     _tree_command(Operation.RESUME_TREE, tree_id, reason, None)
 
 
+def _state(value: str, option: str) -> State:
+    try:
+        return State(value.lower())
+    except ValueError:
+        names = ", ".join(s.value for s in State)
+        raise typer.BadParameter(
+            f"unknown state {value!r}; one of {names}", param_hint=option
+        ) from None
+
+
 @tree_app.command("transition")
 def transition(
     tree_id: TreeId,
@@ -262,14 +276,96 @@ def transition(
     reason: Reason = None,
 ) -> None:
     """Move a tree along the transition table (as transitionTree)."""
+    _tree_command(Operation.TRANSITION_TREE, tree_id, reason, _state(to, "--to"))
+
+
+@tree_app.command("bulk")
+def bulk_move(
+    to: Annotated[str, typer.Option(metavar="STATE", help="The target state, e.g. ranking.")],
+    limit: Annotated[
+        int, typer.Option(metavar="N", help="Trees to examine, at most [TREEGATE_MAX_BULK].")
+    ],
+    filter_state: Annotated[
+        list[str] | None,
+        typer.Option(metavar="STATE", help="Only trees in this state (repeatable)."),
+    ] = None,
+    filter_lang: Annotated[
+        list[str] | None,
+        typer.Option(metavar="LANG", help="Only trees of this language (repeatable)."),
+    ] = None,
+    expected_state: Annotated[
+        str | None,
+        typer.Option(metavar="STATE", help="Trees elsewhere are rejected (STATE_CHANGED)."),
+    ] = None,
+    after: Annotated[
+        str | None,
+        typer.Option(metavar="CURSOR", help="Go on after a previous run's cursor."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be done; change nothing.")
+    ] = False,
+    reason: Reason = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(metavar="KEY", help="Run again with it: no tree is moved twice."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Move every tree the filter matches, up to --limit, to one state (as transitionTrees).
+
+    Trees are taken in message_tree_id order, each decided as transitionTree (haltTree,
+    resumeTree) would; the lottery's move is never made.
+    """
+    request = BulkRequest(
+        tree_filter=TreeFilter(
+            states=None
+            if not filter_state
+            else tuple(_state(s, "--filter-state") for s in filter_state),
+            langs=None if not filter_lang else tuple(filter_lang),
+        ),
+        target=_state(to, "--to"),
+        limit=limit,
+        expected=None if expected_state is None else _state(expected_state, "--expected-state"),
+        after=after,
+        dry_run=dry_run,
+        reason=reason,
+        idempotency_key=idempotency_key,
+    )
+
+    async def work(engine: AsyncEngine, settings: Settings) -> BulkReport:
+        ctx = _cli_context(engine, settings)
+        try:
+            return await bulk.transition_trees(ctx, request)
+        finally:
+            await ctx.close()
+
     try:
-        target = State(to.lower())
-    except ValueError:
-        names = ", ".join(s.value for s in State)
-        raise typer.BadParameter(
-            f"unknown state {to!r}; one of {names}", param_hint="--to"
-        ) from None
-    _tree_command(Operation.TRANSITION_TREE, tree_id, reason, target)
+        report = run_with_engine(work)
+    except InvalidInput as invalid:
+        raise typer.BadParameter(invalid.message) from None
+    cursor = bulk.end_cursor(report)
+    if as_json:
+        typer.echo(json.dumps(encode_bulk(report) | {"end_cursor": cursor}, indent=2))
+    else:
+        _bulk_text(report, cursor)
+    if report.refused is not None:
+        raise typer.Exit(1)
+
+
+def _bulk_text(report: BulkReport, cursor: str | None) -> None:
+    if report.refused is not None:
+        typer.echo(f"refused ({report.refused.name}): {report.refused.value}; nothing examined")
+        return
+    dry = " (dry run: nothing changed)" if report.dry_run else ""
+    typer.echo(f"operation {report.operation_id}{dry}")
+    typer.echo(f"matched {report.matched}, examined {report.examined}")
+    typer.echo(f"{'would apply' if report.dry_run else 'applied'} {report.applied}")
+    if report.unchanged:
+        typer.echo(f"unchanged {report.unchanged} (already halted)")
+    for rejected in report.rejected:
+        typer.echo(f"rejected {rejected.count} {rejected.reason.name}")
+    if cursor is not None:
+        typer.echo(f"more match: go on with --after {cursor}")
 
 
 TEXT_WIDTH = 100

@@ -129,6 +129,9 @@ class Settings(BaseSettings):
         MAX_ACTIVE_TREES, ge=0, description="Growing trees per language the lottery allows."
     )
     max_activate: int = Field(100, ge=1, description="The largest `maxActivate` a draw accepts.")
+    max_bulk: int = Field(
+        1_000, ge=1, description="The largest `limit` of one `transitionTrees` call."
+    )
     idempotency_ttl_hours: float = Field(
         24.0, gt=0, description="How long an idempotency key is remembered."
     )
@@ -233,6 +236,7 @@ class Settings(BaseSettings):
         return WritePolicy(
             max_active_trees=self.max_active_trees,
             max_activate=self.max_activate,
+            max_bulk=self.max_bulk,
             idempotency_ttl=timedelta(hours=self.idempotency_ttl_hours),
             rng=random.Random(self.lottery_seed),
             retry=Backoff(attempts=self.db_retry_attempts),

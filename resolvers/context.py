@@ -39,6 +39,11 @@ class WritePolicy:
     rng: random.Random = field(default_factory=random.Random)
     retry: Backoff = field(default_factory=Backoff)
     """How a transaction that met a conflict (deadlock, lock timeout) is tried again."""
+    max_bulk: int = 1000
+    """The largest `limit` of one `transitionTrees` call."""
+    bulk_batch: int = 100
+    """Trees `transitionTrees` examines per transaction (so it holds that many row locks at
+    most)."""
 
 
 Hook = Callable[[], Awaitable[None]]
@@ -54,6 +59,8 @@ class Hooks:
     """In a draw: the transaction has begun, before the language's lock is taken."""
     lottery_authors_read: Hook | None = None
     """In a draw: the candidate authors were read, before their prompts are."""
+    bulk_batch_committed: Hook | None = None
+    """In a bulk move: a batch's transaction has committed, before the next one begins."""
 
 
 def utc_now() -> datetime:

@@ -20,6 +20,7 @@ from domain.outcomes import LotteryOutcome, TransitionOutcome
 from resolvers.context import Context
 
 Outcome = TypeVar("Outcome", TransitionOutcome, LotteryOutcome)
+T = TypeVar("T")
 
 MAX_KEY_LENGTH = 255
 
@@ -86,30 +87,43 @@ async def run_once(
         await announce_write(conn, ctx.caches.origin)  # to the other processes, on commit
         return outcome, True
 
-    retry = ctx.policy.retry
     try:
-        for tries in range(1, retry.attempts + 1):
-            try:
-                async with write_transaction(ctx.engine) as conn:
-                    outcome, fresh = await attempt(conn)
-            except Exception as exc:
-                fault = fault_of(exc)
-                if fault is None or fault.kind is not FaultKind.CONFLICT:
-                    raise
-                if tries == retry.attempts:
-                    raise DatabaseUnavailable(
-                        Fault(
-                            FaultKind.UNAVAILABLE,
-                            fault.reason,
-                            f"{fault.message}; gave up after {tries} tries",
-                        )
-                    ) from exc
-                ctx.caches.metrics.retries.labels(fault.reason).inc()
-                await asyncio.sleep(retry.delay(tries - 1))
-                continue
-            if fresh:  # committed (a replayed outcome is not counted again)
-                ctx.caches.metrics.committed(outcome)
-            return outcome
-        raise AssertionError("unreachable: the loop returns or raises")
+        outcome, fresh = await in_write_transaction(ctx, attempt)
+        if fresh:  # committed (a replayed outcome is not counted again)
+            ctx.caches.metrics.committed(outcome)
+        return outcome
     finally:
         await ctx.after_write()
+
+
+async def in_write_transaction(
+    ctx: Context, attempt: Callable[[AsyncConnection], Awaitable[T]]
+) -> T:
+    """`attempt(conn)` in one write transaction, committed; run again whole after a conflict.
+
+    A transaction ended by a conflict (serialization failure, deadlock, lock timeout, SQLite
+    busy) was rolled back whole, so it is tried again, up to `policy.retry.attempts` tries with
+    jittered backoff; then `DatabaseUnavailable` (503). Any other failure is raised as it is.
+    """
+    retry = ctx.policy.retry
+    for tries in range(1, retry.attempts + 1):
+        try:
+            async with write_transaction(ctx.engine) as conn:
+                result = await attempt(conn)
+        except Exception as exc:
+            fault = fault_of(exc)
+            if fault is None or fault.kind is not FaultKind.CONFLICT:
+                raise
+            if tries == retry.attempts:
+                raise DatabaseUnavailable(
+                    Fault(
+                        FaultKind.UNAVAILABLE,
+                        fault.reason,
+                        f"{fault.message}; gave up after {tries} tries",
+                    )
+                ) from exc
+            ctx.caches.metrics.retries.labels(fault.reason).inc()
+            await asyncio.sleep(retry.delay(tries - 1))
+            continue
+        return result
+    raise AssertionError("unreachable: the loop returns or raises")

@@ -88,6 +88,30 @@ async def _apply(
     tree = await trees.get_tree(conn, request.tree_id)
     if tree is None:
         return _not_found(request.tree_id)
+    decision = await decide(ctx, conn, request, tree)
+    if not isinstance(decision, Move):
+        return decision
+    if ctx.hooks.before_write is not None:
+        await ctx.hooks.before_write()
+    return await write_move(ctx, conn, decision, request.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A transition the table, the role and the guard allow: what `write_move` makes."""
+
+    tree: TreeState
+    target: State
+    operation: Operation
+
+
+async def decide(
+    ctx: Context, conn: AsyncConnection, request: TransitionRequest, tree: TreeState
+) -> Move | TransitionOutcome:
+    """What `request` does to `tree` (as read in this transaction), without writing: a `Move`,
+    a rejection, or `TransitionApplied` with no transition (nothing to change).
+
+    Raises `Forbidden` if the table's row needs a role the caller lacks."""
     rejection = check_expected(request.expected, tree.state)
     if rejection:
         return _rejected(tree, request.target, rejection)
@@ -117,15 +141,25 @@ async def _apply(
         guard_failure = check_guard(rule, facts)
         if guard_failure:
             return _rejected(tree, target, guard_failure)
+    return Move(tree, target, request.operation)
 
-    if ctx.hooks.before_write is not None:
-        await ctx.hooks.before_write()
+
+async def write_move(
+    ctx: Context,
+    conn: AsyncConnection,
+    move: Move,
+    reason: str | None,
+    bulk_operation_id: UUID | None = None,
+) -> TransitionOutcome:
+    """The compare-and-set from the state the move was decided on, and its log row; if the
+    tree moved meanwhile, STATE_CHANGED and nothing written."""
+    tree, target = move.tree, move.target
     now = ctx.clock()
     moved = await writes.compare_and_set(conn, tree.message_tree_id, tree.state, target, now)
     if moved is None:
         current = await trees.get_tree(conn, tree.message_tree_id)
         if current is None:
-            return _not_found(request.tree_id)
+            return _not_found(tree.message_tree_id)
         return _rejected(
             current,
             target,
@@ -140,10 +174,11 @@ async def _apply(
         tree_id=tree.message_tree_id,
         from_state=tree.state,
         to_state=target,
-        operation=request.operation,
+        operation=move.operation,
         actor=ctx.identity.name,
-        reason=request.reason,
+        reason=reason,
         at=now,
+        bulk_operation_id=bulk_operation_id,
     )
     return TransitionApplied(moved, entry)
 
@@ -154,6 +189,8 @@ def _target(request: TransitionRequest, tree: TreeState) -> State | None:
     if request.operation is Operation.RESUME_TREE:
         if tree.state is not State.HALTED_BY_MODERATOR:
             return None
+        if request.target is not None:  # named (a bulk move): its row's guard decides
+            return request.target
         return resume_target(tree.won_prompt_lottery_date is not None)
     assert request.target is not None, "transitionTree always names its target"
     return request.target

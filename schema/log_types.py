@@ -29,6 +29,9 @@ class StateTransition:
     actor: str | None = strawberry.field(description="The API key's name, or `cli:<user>`.")
     reason: str | None
     at: datetime
+    bulk_operation_id: UUID | None = strawberry.field(
+        description="The `transitionTrees` call that made this change (its `operationId`), or null."
+    )
 
 
 def _free_slots(root: strawberry.Parent[DomainLotteryStatus]) -> int:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import strawberry
 
 from domain.transitions import Operation
-from resolvers import lottery, transitions
+from resolvers import bulk, lottery, transitions
 from resolvers.transitions import TransitionRequest
 from schema.mutation_types import (
+    BulkTransitionResult,
     DrawPromptLotteryInput,
     DrawPromptLotteryResult,
     HaltTreeInput,
     ResumeTreeInput,
     TransitionResult,
     TransitionTreeInput,
+    TransitionTreesInput,
+    render_bulk,
     render_lottery,
     render_transition,
 )
@@ -56,6 +59,18 @@ class Mutation:
     )
     async def resume_tree(self, info: Info, input: ResumeTreeInput) -> TransitionResult:
         return await _change(info, Operation.RESUME_TREE, input)
+
+    @strawberry.mutation(
+        description=(
+            "Move every tree a filter matches (up to `limit`) to `to`, each as transitionTree "
+            "would, in batches of 100 per transaction. Role: the table's rows into `to` "
+            "(moderator to halt or resume); the lottery's move is never made."
+        )
+    )
+    async def transition_trees(
+        self, info: Info, input: TransitionTreesInput
+    ) -> BulkTransitionResult:
+        return render_bulk(await bulk.transition_trees(info.context, input.to_request()))
 
     @strawberry.mutation(
         description="Draw waiting prompts of a language into GROWING (role operator)."

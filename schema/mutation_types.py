@@ -8,7 +8,10 @@ from uuid import UUID
 import strawberry
 
 from domain import outcomes
+from resolvers import bulk
+from resolvers.bulk import BulkRequest
 from schema.enums import RejectionReason, State
+from schema.inputs import MessageTreeStateFilter
 from schema.log_types import StateTransition
 from schema.types import MessageTreeState
 
@@ -47,6 +50,90 @@ class DrawPromptLotteryInput:
         default=1, description="Trees to activate, at most."
     )
     idempotency_key: str | None = None
+
+
+@strawberry.input(
+    description=(
+        "One transition for every tree the filter matches, up to `limit`, in message_tree_id "
+        "order, each as `transitionTree` (or `haltTree`/`resumeTree`, as the table's row "
+        "names) would make it."
+    )
+)
+class TransitionTreesInput:
+    filter: MessageTreeStateFilter
+    to: State
+    limit: int = strawberry.field(
+        description="Trees to examine, at most: 1 to TREEGATE_MAX_BULK (default 1,000)."
+    )
+    expected_state: State | None = strawberry.field(
+        default=None, description="Only trees in this state move; others: STATE_CHANGED."
+    )
+    after: str | None = strawberry.field(
+        default=None, description="The `endCursor` of a previous call: go on after it."
+    )
+    dry_run: bool | None = strawberry.field(
+        default=False,
+        description="Decide as a real call would, now, and change nothing (no log rows, no key).",
+    )
+    reason: str | None = strawberry.field(default=None, description="Recorded in each log row.")
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description=(
+            "Retry-safe: the same key and input returns the first call's report, or goes on "
+            "from where it stopped."
+        ),
+    )
+
+    def to_request(self) -> BulkRequest:
+        return BulkRequest(
+            tree_filter=self.filter.to_domain(),
+            target=self.to,
+            limit=self.limit,
+            expected=self.expected_state,
+            after=self.after,
+            dry_run=bool(self.dry_run),
+            reason=self.reason,
+            idempotency_key=self.idempotency_key,
+        )
+
+
+@strawberry.type(description="The trees of a bulk call refused for one reason.")
+class BulkRejected:
+    reason: RejectionReason
+    count: int
+    message_tree_ids: list[UUID] = strawberry.field(description="The first 100, in order.")
+
+
+@strawberry.type(
+    description=(
+        "What a `transitionTrees` call did (with `dryRun`: would do). Every examined tree is "
+        "applied, unchanged or rejected."
+    )
+)
+class BulkTransitionResult:
+    operation_id: UUID = strawberry.field(
+        description="This call's id, in each of its log rows (`bulkOperationId`)."
+    )
+    dry_run: bool
+    matched: int = strawberry.field(
+        description="Trees matching the filter after `after` when the call began."
+    )
+    examined: int = strawberry.field(description="Trees the call took: at most `limit`.")
+    applied: int
+    applied_ids: list[UUID] = strawberry.field(description="The first 100 applied, in order.")
+    unchanged: int = strawberry.field(
+        description="Trees with nothing to change (halting a halted tree)."
+    )
+    rejected: list[BulkRejected] = strawberry.field(description="By reason, reasons in order.")
+    has_next_page: bool = strawberry.field(
+        description="More trees matched after the last one examined."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="With `hasNextPage`: pass it as `after` to go on."
+    )
+    refused: RejectionReason | None = strawberry.field(
+        description="The whole call was refused (IDEMPOTENCY_KEY_REUSED): nothing examined."
+    )
 
 
 @strawberry.type(
@@ -132,3 +219,22 @@ def render_lottery(outcome: outcomes.LotteryOutcome) -> DrawPromptLotteryResult:
         case outcomes.LotteryRejected(lang, reason, message):
             return LotteryRejected(lang=lang, reason=reason, message=message)
     raise TypeError(outcome)
+
+
+def render_bulk(report: outcomes.BulkReport) -> BulkTransitionResult:
+    return BulkTransitionResult(
+        operation_id=report.operation_id,
+        dry_run=report.dry_run,
+        matched=report.matched,
+        examined=report.examined,
+        applied=report.applied,
+        applied_ids=list(report.applied_ids),
+        unchanged=report.unchanged,
+        rejected=[
+            BulkRejected(reason=r.reason, count=r.count, message_tree_ids=list(r.message_tree_ids))
+            for r in report.rejected
+        ],
+        has_next_page=report.has_more,
+        end_cursor=bulk.end_cursor(report),
+        refused=report.refused,
+    )

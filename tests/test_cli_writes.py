@@ -159,3 +159,66 @@ def test_prune_deletes_expired_idempotency_keys(db_file: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "deleted 1 expired idempotency key"
     assert query(db_file, "SELECT key FROM treegate_idempotency") == [("live",)]
+
+
+def test_tree_bulk_dry_run_then_real_run_then_retry(db_file: Path) -> None:
+    assert run("seed", "--trees", "200", "--seed", "5").exit_code == 0
+    growing = [
+        row[0]
+        for row in query(
+            db_file,
+            "SELECT message_tree_id FROM message_tree_state WHERE state = 'growing' "
+            "ORDER BY message_tree_id",
+        )
+    ]
+    assert len(growing) > 3
+    args = ("tree", "bulk", "--filter-state", "growing", "--to", "halted_by_moderator")
+    limit = ("--limit", str(len(growing) - 1))
+
+    dry = run(*args, *limit, "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    planned = json.loads(dry.output)
+    assert planned["dry_run"] is True
+    assert (planned["matched"], planned["examined"]) == (len(growing), len(growing) - 1)
+    assert query(db_file, "SELECT count(*) FROM treegate_transition") == [(0,)]
+
+    done = run(*args, *limit, "--reason", "sweep", "--idempotency-key", "k1", "--json")
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    assert [report[k] for k in ("applied", "applied_ids", "has_more")] == [
+        planned[k] for k in ("applied", "applied_ids", "has_more")
+    ]
+    assert [i.replace("-", "") for i in report["applied_ids"]] == growing[:-1]
+    log = query(
+        db_file, "SELECT operation, actor, reason, bulk_operation_id FROM treegate_transition"
+    )
+    operation = report["operation_id"].replace("-", "")
+    assert set(log) == {("haltTree", f"cli:{getpass.getuser()}", "sweep", operation)}
+    assert len(log) == len(growing) - 1
+
+    # The same key again: the recorded report; another input with it: refused, exit 1.
+    again = run(*args, *limit, "--reason", "sweep", "--idempotency-key", "k1", "--json")
+    assert json.loads(again.output) == report
+    reused = run(*args, "--limit", "1", "--idempotency-key", "k1")
+    assert reused.exit_code == 1
+    assert "IDEMPOTENCY_KEY_REUSED" in reused.output
+
+    # The cursor goes on with the last growing tree.
+    rest = run(*args, "--limit", "5", "--after", report["end_cursor"])
+    assert rest.exit_code == 0, rest.output
+    assert rest.output.splitlines()[1:] == ["matched 1, examined 1", "applied 1"]
+    assert query(db_file, "SELECT count(*) FROM message_tree_state WHERE state = 'growing'") == [
+        (0,)
+    ]
+
+
+def test_tree_bulk_refuses_a_limit_over_the_cap_and_an_unknown_state(
+    db_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TREEGATE_MAX_BULK", "10")
+    over = run("tree", "bulk", "--to", "ranking", "--limit", "11")
+    assert over.exit_code == 2
+    assert "between 1 and 10" in over.output
+    unknown = run("tree", "bulk", "--to", "ranking", "--filter-state", "done", "--limit", "1")
+    assert unknown.exit_code == 2
+    assert "unknown state" in unknown.output

@@ -52,6 +52,7 @@ def test_defaults() -> None:
         "anonymous_role": None,
         "max_active_trees": 10,
         "max_activate": 100,
+        "max_bulk": 1_000,
         "idempotency_ttl_hours": 24.0,
         "prune_interval_s": 300.0,
         "introspection": None,
@@ -78,6 +79,7 @@ def test_defaults() -> None:
         size=10, max_overflow=0, timeout=2.0, statement_timeout_ms=15_000
     )
     assert settings.write_policy.retry.attempts == 3
+    assert settings.write_policy.max_bulk == 1_000
 
 
 def test_reads_treegate_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,6 +103,7 @@ def test_reads_treegate_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TREEGATE_DB_RETRY_ATTEMPTS", "5")
     monkeypatch.setenv("TREEGATE_MAX_CONCURRENT_REQUESTS", "32")
     monkeypatch.setenv("TREEGATE_SHUTDOWN_GRACE_S", "7")
+    monkeypatch.setenv("TREEGATE_MAX_BULK", "250")
     settings = Settings()
     assert settings.env == "production"
     assert settings.database_url == "postgresql://oa@db.internal/oasst"
@@ -117,6 +120,7 @@ def test_reads_treegate_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         probe_interval_s=0.5,
     )
     assert settings.write_policy.retry.attempts == 5
+    assert settings.write_policy.max_bulk == 250
     assert (settings.max_concurrent_requests, settings.shutdown_grace_s) == (32, 7)
     assert settings.ready_timeout == 0.5
     assert settings.log_level == "debug"

@@ -225,3 +225,27 @@ async def test_diff_detects_a_difference(empty_engine: AsyncEngine) -> None:
         await conn.execute(text("DROP INDEX ix_message_tree_state_active"))
         diff = await conn.run_sync(_diff)
     assert [(d[0], d[1].name) for d in diff] == [("add_index", "ix_message_tree_state_active")]
+
+
+async def test_0005_adds_the_bulk_operation_id_and_keeps_the_log(empty_engine: AsyncEngine) -> None:
+    """Log rows written before 0005 stay, with no bulk operation; the column is nullable."""
+    await upgrade(empty_engine, "0004")
+    async with empty_engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO treegate_transition (sequence, message_tree_id, from_state, "
+                "to_state, operation, at) VALUES (1, '0b7c3c1e8a0e4d5c9f3b2a1d0c9e8f7a', "
+                "'growing', 'ranking', 'transitionTree', CURRENT_TIMESTAMP)"
+            )
+        )
+    assert (
+        "bulk_operation_id" not in (await describe(empty_engine, "treegate_transition"))["columns"]
+    )
+    await upgrade(empty_engine)
+    columns = (await describe(empty_engine, "treegate_transition"))["columns"]
+    assert columns["bulk_operation_id"]["nullable"] is True
+    async with empty_engine.connect() as conn:
+        rows = (
+            await conn.execute(text("SELECT sequence, bulk_operation_id FROM treegate_transition"))
+        ).all()
+    assert [tuple(r) for r in rows] == [(1, None)]
