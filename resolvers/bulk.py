@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import idempotency, trees
 from db.engine import read_transaction
+from db.notify import announce_write
 from domain.codec import decode_bulk, encode_bulk
 from domain.decisions import RejectionReason, bulk_operation, bulk_role
 from domain.errors import InvalidInput, check_text
@@ -295,6 +296,8 @@ async def _run(ctx: Context, request: BulkRequest, after: UUID | None) -> BulkRe
         written = await _batch(ctx, conn, request, tally, after, write)
         if key is not None:
             await idempotency.record(conn, scope=scope, key=key, result=tally.encode())
+        if written:
+            await announce_write(conn, ctx.caches.origin)  # to the other processes, on commit
         return _Step(tally, written)
 
     while True:
