@@ -12,7 +12,7 @@ DEMO_TREES := 2000
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install install-run browser audit-tools bench-tools run reset-demo screenshot test test-under-load lint format schema clean bench soak bench-import
+.PHONY: install install-run browser audit-tools bench-tools run reset-demo screenshot test test-under-load lint format schema clean bench soak bench-import bench-coherence bench-bulk
 
 install: $(STAMP)
 install-run: $(RUN_STAMP)
@@ -122,6 +122,15 @@ soak: install
 # tenth of it as the baseline: trees/s and peak memory (README: Importing and exporting).
 bench-import: install
 	$(BIN)/python -m bench.import_scale $(ARGS)
+
+# Two `treegate serve` processes on one PostgreSQL database with caches of 30 s: how soon a write
+# through one shows in the other's cached answers (README: Operations). `transitionTrees`' speed on
+# both databases (README: Bulk moderation).
+bench-coherence: install
+	$(BIN)/python -m bench.coherence $(ARGS)
+
+bench-bulk: install
+	$(BIN)/python -m bench.bulk_throughput $(ARGS)
 
 clean:
 	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache .coverage
