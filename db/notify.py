@@ -31,6 +31,7 @@ import asyncpg
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.background import Background
 from db.faults import fault_of
 
 CHANNEL = "treegate_writes"
@@ -88,7 +89,7 @@ class WriteListener:
         self.failed_connects = 0
         """Attempts to open the listening connection that failed."""
         self.backend_pid: int | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("treegate-write-listener")
         self._changed = asyncio.Condition()
 
     @property
@@ -96,15 +97,10 @@ class WriteListener:
         return max(0, self.connections - 1)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="treegate-write-listener")
+        self._task.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def wait_connected(self, connections: int = 1) -> None:
         """Until the listening connection has been established `connections` times."""

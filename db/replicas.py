@@ -41,6 +41,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
+from db.background import Background
 from db.engine import PoolOptions, breaker, create_engine, normalize_url
 from db.faults import fault_of
 
@@ -138,7 +139,7 @@ class ReadRouter:
         )
         self._rotation: list[Replica] = []
         self._turn = 0
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("treegate-replica-checks")
         self.checks = 0
         """Completed rounds of checks (tests wait on it)."""
 
@@ -225,16 +226,11 @@ class ReadRouter:
             await asyncio.sleep(self.interval)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="treegate-replica-checks")
+        self._task.start(self._run)
 
     async def stop(self) -> None:
         """Stop the checks and close every replica connection."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         for replica in self.replicas:
             await replica.engine.dispose()
             await replica.probe.dispose()

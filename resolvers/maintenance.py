@@ -11,7 +11,6 @@ state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -19,6 +18,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import idempotency
+from db.background import Background
 from db.engine import write_transaction
 from db.faults import fault_of
 
@@ -46,17 +46,17 @@ class Pruner:
         self.clock = clock
         self.runs = 0
         self.deleted = 0
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("treegate-pruner")
         self._rounds: asyncio.Queue[int] | None = None
 
     @property
     def running(self) -> bool:
-        return self._task is not None
+        return self._task.running
 
     def start(self) -> None:
-        if self.interval > 0 and self._task is None:
+        if self.interval > 0 and not self._task.running:
             self._rounds = asyncio.Queue()
-            self._task = asyncio.create_task(self._run(), name="treegate-pruner")
+            self._task.start(self._run)
 
     async def next_round(self) -> int:
         """Wait for the next round to finish; how many rows it deleted (for tests)."""
@@ -64,11 +64,7 @@ class Pruner:
         return await self._rounds.get()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

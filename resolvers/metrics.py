@@ -14,7 +14,6 @@ scraped one at once), as gauges summed over the live workers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import re
@@ -33,6 +32,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from db.background import Background
 from domain.outcomes import LotteryDrawn, TransitionApplied
 
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,63}$")
@@ -107,7 +107,7 @@ class Metrics:
         )
         self.multiprocess_dir = os.environ.get(MULTIPROCESS_DIR) or None
         self._mirror: _Mirror | None = None
-        self._mirroring: asyncio.Task[None] | None = None
+        self._mirroring = Background("treegate-metrics")
         self.reads: Counter | None = None
         self.replica_retries: Counter | None = None
         self._reads: dict[str, Any] = {}
@@ -208,16 +208,12 @@ class Metrics:
 
     def start(self) -> None:
         """In multiprocess mode: copy the live values for the other workers, periodically."""
-        if self._mirror is not None and self._mirroring is None:
-            self._mirroring = asyncio.create_task(self._mirror.run(), name="treegate-metrics")
+        if self._mirror is not None:
+            self._mirroring.start(self._mirror.run)
 
     async def stop(self) -> None:
         """In multiprocess mode: this process's live values leave the sums (it is stopping)."""
-        if self._mirroring is not None:
-            self._mirroring.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._mirroring
-            self._mirroring = None
+        await self._mirroring.stop()
         if self.multiprocess_dir is not None:
             multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
 
