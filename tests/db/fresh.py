@@ -25,8 +25,15 @@ async def fresh_engine(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngin
         finally:
             await engine.dispose()
         return
+    async with fresh_postgres_engine("treegate_migrations") as engine:
+        yield engine
+
+
+@asynccontextmanager
+async def fresh_postgres_engine(prefix: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a brand-new, empty PostgreSQL database, dropped afterwards."""
     try:
-        async with postgres_database("treegate_migrations") as url:
+        async with postgres_database(prefix) as url:
             engine = create_engine(url)
             try:
                 yield engine

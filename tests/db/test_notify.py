@@ -9,23 +9,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.engine import create_engine
 from db.notify import WriteListener, announce_write, listener_params
-from tests.databases import PostgresUnavailable, postgres_database
+from tests.db.fresh import fresh_postgres_engine
 from tests.e2e.server import free_port
 
 
 @pytest.fixture
 async def pg_engine() -> AsyncIterator[AsyncEngine]:
-    try:
-        async with postgres_database("treegate_notify") as url:
-            engine = create_engine(url)
-            try:
-                yield engine
-            finally:
-                await engine.dispose()
-    except PostgresUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+    async with fresh_postgres_engine("treegate_notify") as engine:
+        yield engine
 
 
 class Heard:
