@@ -45,6 +45,10 @@ RESUME = "mutation($id: UUID!) { resumeTree(input: {messageTreeId: $id}) { __typ
 GROWING = (
     "{ messageTreeStates(filter: {states: [GROWING]}, first: 10) { nodes { messageTreeId } } }"
 )
+BULK_HALT = (
+    "mutation { transitionTrees(input: {filter: {states: [GROWING]}, to: HALTED_BY_MODERATOR, "
+    'limit: 2, reason: "coherence"}) { applied } }'
+)
 CACHED_FOR_AN_HOUR = {"TREEGATE_COUNT_CACHE_S": "3600", "TREEGATE_RESPONSE_CACHE_S": "3600"}
 WAIT_S = 60
 """The longest a test waits for an event that takes milliseconds (bounds a broken run)."""
@@ -150,6 +154,11 @@ def test_a_write_through_one_process_clears_the_others_caches(
                 expected = before + change
                 wait_for(partial(sees, to_b, expected), "B sees A's write")
                 before = expected
+        # A bulk call notifies too: each batch it commits.
+        bulk = to_a.post("/graphql", json={"query": BULK_HALT}, headers=auth).json()
+        assert bulk["data"]["transitionTrees"]["applied"] == 2, bulk
+        writes += 1  # one batch
+        wait_for(partial(sees, to_b, before + 2), "B sees A's bulk halt")
         # Every write was heard by B (and none by A of its own).
         assert metric(b, "treegate_cache_invalidations_total") == writes
         assert metric(a, "treegate_cache_invalidations_total") == 0
