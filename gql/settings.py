@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `treegate serve` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `treegate serve` binds.")
-    workers: int = Field(1, ge=1, description="Server processes `treegate serve` starts.")
+    workers: int = Field(
+        1, ge=1, description="Server processes `treegate serve` starts (above 1: PostgreSQL only)."
+    )
     graphiql: bool | None = Field(
         None, description="Serve GraphiQL on GET /graphql; default: on in development only."
     )
