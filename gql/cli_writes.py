@@ -311,10 +311,11 @@ def bulk_move(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
-    """Move every tree the filter matches, up to --limit, to one state (as transitionTrees).
+    """Move many trees to one state (as transitionTrees).
 
-    Trees are taken in message_tree_id order, each decided as transitionTree (haltTree,
-    resumeTree) would; the lottery's move is never made.
+    Every tree the filter matches, up to --limit. Trees are taken in message_tree_id order,
+    each decided as transitionTree (haltTree, resumeTree) would; the lottery's move is never
+    made.
     """
     request = BulkRequest(
         tree_filter=TreeFilter(
