@@ -23,7 +23,8 @@ from db.migrate import schema_status
 from db.notify import WriteListener, listener_params
 from db.replicas import ReadRouter
 from gql import dashboard, logs
-from gql.fast_lane import TreegateApp
+from gql.cors import CorsPolicy
+from gql.fast_lane import CorsApp, TreegateApp
 from gql.graphiql import localize, static_mount, with_example_query
 from gql.http import GraphQLEndpoint
 from gql.middleware import RequestIdMiddleware
@@ -248,11 +249,20 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
     ]
     if settings.graphiql_enabled:
         routes.append(static_mount())  # GraphiQL's scripts and styles, under /graphql/static/
-    app = TreegateApp(
-        routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
-        lifespan=lifespan,
-        endpoint=endpoint,
+    middleware = [Middleware(RequestIdMiddleware)]
+    # CORS wraps the whole app, /graphql included, and only when origins are named: without
+    # them the plain app serves, with no cost per request (gql/cors.py).
+    origins = settings.cors_origin_list
+    app = (
+        CorsApp(
+            routes=routes,
+            middleware=middleware,
+            lifespan=lifespan,
+            endpoint=endpoint,
+            cors=CorsPolicy.of(origins, settings.cors_allow_credentials),
+        )
+        if origins
+        else TreegateApp(routes=routes, middleware=middleware, lifespan=lifespan, endpoint=endpoint)
     )
     app.state.engine = engine
     app.state.schema = schema

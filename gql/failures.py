@@ -112,8 +112,11 @@ def _cause(error: BaseException) -> str:
 
 
 def _invalid_settings(error: ValidationError) -> str:
+    # A rule over several settings (a model validator) has no location: its message names them.
     problems = [
         f"TREEGATE_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}"
+        if e["loc"]
+        else e["msg"]
         for e in error.errors()
     ]
     return "invalid setting: " + "; ".join(problems)

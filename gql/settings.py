@@ -16,6 +16,8 @@ from db.engine import PoolOptions, normalize_url
 from db.faults import Backoff
 from domain.lottery import MAX_ACTIVE_TREES
 from domain.transitions import Role
+from gql.cors import ANY as ANY_ORIGIN
+from gql.cors import parse_origins
 from resolvers.context import Limits, WritePolicy
 from resolvers.loaders import DEFAULT_MAX_TREE_MESSAGES
 from schema.limits import DocumentLimits, list_sizes
@@ -186,6 +188,21 @@ class Settings(BaseSettings):
     lottery_seed: int | None = Field(
         None, description="Seed the lottery's random source (tests, demos)."
     )
+    cors_origins: str = Field(
+        "",
+        description="Origins whose pages may call Treegate (CORS), comma-separated "
+        "scheme://host[:port], or `*` (without credentials); empty: none, no CORS headers.",
+    )
+    cors_allow_credentials: bool = Field(
+        False,
+        description="Answer allowed origins with `Access-Control-Allow-Credentials: true` "
+        "(not with `*`).",
+    )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: str) -> str:
+        return ",".join(parse_origins(value))
 
     @field_validator("read_database_urls")
     @classmethod
@@ -222,6 +239,21 @@ class Settings(BaseSettings):
         if self.default_page_size > self.max_page_size:
             raise ValueError("default_page_size must not exceed max_page_size")
         return self
+
+    @model_validator(mode="after")
+    def _check_cors(self) -> Settings:
+        if self.cors_allow_credentials and ANY_ORIGIN in self.cors_origin_list:
+            raise ValueError(
+                "TREEGATE_CORS_ORIGINS=* cannot go with TREEGATE_CORS_ALLOW_CREDENTIALS=true "
+                "(browsers refuse it, and it would let any site call with a user's "
+                "credentials): name the origins"
+            )
+        return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The origins allowed to call from a browser (none: CORS is off)."""
+        return self.cors_origins.split(",") if self.cors_origins else []
 
     @property
     def read_urls(self) -> list[str]:

@@ -195,6 +195,29 @@ def test_an_invalid_setting_is_one_line(tmp_path: Path) -> None:
     assert one_line(result.stderr).startswith("treegate: invalid setting: TREEGATE_DB_POOL_SIZE:")
 
 
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        (
+            {"TREEGATE_CORS_ORIGINS": "*", "TREEGATE_CORS_ALLOW_CREDENTIALS": "true"},
+            "treegate: invalid setting: Value error, TREEGATE_CORS_ORIGINS=* cannot go with "
+            "TREEGATE_CORS_ALLOW_CREDENTIALS=true",
+        ),
+        (
+            {"TREEGATE_CORS_ORIGINS": "http://localhost:3000/app"},
+            "treegate: invalid setting: TREEGATE_CORS_ORIGINS: Value error, "
+            "'http://localhost:3000/app' is not an origin",
+        ),
+    ],
+)
+def test_serve_refuses_a_wrong_cors_setting_in_one_line(
+    tmp_path: Path, env: dict[str, str], words: str
+) -> None:
+    result = run_cli(env_with(migrated(tmp_path), **env), "serve")
+    assert result.returncode == 78
+    assert one_line(result.stderr).startswith(words)
+
+
 def test_a_file_that_is_not_gzip_is_one_line(tmp_path: Path) -> None:
     url = migrated(tmp_path)
     broken = tmp_path / "broken.trees.jsonl.gz"

@@ -70,6 +70,8 @@ def test_defaults() -> None:
         "apq_cache_size": 1_000,
         "lottery_seed": None,
         "compiled_reads": True,
+        "cors_origins": "",
+        "cors_allow_credentials": False,
     }
     assert settings.graphiql_enabled is True
     assert settings.introspection_enabled is True
@@ -286,3 +288,42 @@ def test_read_replicas_on_sqlite_are_refused() -> None:
 def test_read_replicas_must_be_postgresql(url: str) -> None:
     with pytest.raises(ValidationError, match="every read replica must be a postgresql:// URL"):
         Settings(database_url="postgresql://oa@db-primary/oasst", read_database_urls=url)
+
+
+def test_cors_origins_are_a_checked_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "TREEGATE_CORS_ORIGINS", " http://localhost:3000, https://App.example.org:8443 ,"
+    )
+    assert Settings().cors_origin_list == [
+        "http://localhost:3000",
+        "https://app.example.org:8443",
+    ]
+    assert Settings().cors_allow_credentials is False
+    assert Settings(cors_origins=" , ").cors_origin_list == []
+    assert Settings(cors_origins="*").cors_origin_list == ["*"]
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "localhost:3000",
+        "http://localhost:3000/",
+        "https://app.example.org/app",
+        "ftp://files.example.org",
+        "http://",
+        "http://localhost:notaport",
+        "http://user@localhost",
+        "http://localhost:3000?x=1",
+    ],
+)
+def test_an_origin_with_a_path_or_without_a_scheme_is_refused(origin: str) -> None:
+    with pytest.raises(ValidationError, match="is not an origin: write scheme://host") as info:
+        Settings(cors_origins=f"http://localhost:3000,{origin}")
+    assert "cors_origins" in str(info.value)
+
+
+def test_any_origin_with_credentials_is_refused() -> None:
+    with pytest.raises(ValidationError, match="TREEGATE_CORS_ORIGINS=\\* cannot go with"):
+        Settings(cors_origins="*", cors_allow_credentials=True)
+    named = Settings(cors_origins="http://localhost:3000", cors_allow_credentials=True)
+    assert named.cors_allow_credentials is True
