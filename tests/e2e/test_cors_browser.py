@@ -6,6 +6,7 @@ not name, the browser blocks the same calls (fetch rejects with a TypeError)."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.e2e.server import clean_env, free_port, migrate_and_seed, run_cli, serving
 
 pytestmark = pytest.mark.e2e
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>another origin</title></head>
@@ -186,3 +189,48 @@ def test_a_page_on_another_origin_is_blocked(browser: webdriver.Chrome, tmp_path
         "poll": blocked,
         "simple": blocked,
     }
+
+
+def readme_example() -> str:
+    """The README's `fetch` example, as a page runs it."""
+    blocks: list[str] = re.findall(r"```js\n(.*?)```", README.read_text(), re.DOTALL)
+    (block,) = blocks
+    assert "console.log(data.treeStateCounts);" in block
+    return block.replace("console.log(", "report(")
+
+
+def test_the_readme_example_runs_in_a_page_on_another_origin(
+    browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    db = tmp_path / "readme.db"
+    env = {**clean_env(), "TREEGATE_DATABASE_URL": f"sqlite:///{db}", "TREEGATE_ENV": "production"}
+    migrate_and_seed(env, 20)
+    created = run_cli(env, "keys", "create", "--name", "frontend", "--role", "reader")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    site = tmp_path / "site"
+    site.mkdir()
+    with static_site(site) as page_origin:
+        env["TREEGATE_CORS_ORIGINS"] = page_origin
+        with serving(env, tmp_path / "server.log", free_port()) as base:
+            script = re.sub(
+                r'const TREEGATE = ".*?";',
+                f"const TREEGATE = {json.dumps(base)};",
+                readme_example(),
+            )
+            script = re.sub(r'const KEY = ".*?";', f"const KEY = {json.dumps(key)};", script)
+            (site / "readme.html").write_text(
+                "<!doctype html><html><body><pre id='result'></pre><script type='module'>\n"
+                "const report = (value) => {\n"
+                "  document.getElementById('result').textContent = JSON.stringify(value);\n"
+                "};\n"
+                f"{script}</script></body></html>"
+            )
+            browser.get(f"{page_origin}/readme.html")
+            text = WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "result").text)
+    with closing(sqlite3.connect(db)) as conn:
+        expected = dict(
+            conn.execute("SELECT state, count(*) FROM message_tree_state GROUP BY state")
+        )
+    shown = {row["state"].lower(): row["count"] for row in json.loads(text) if row["count"]}
+    assert shown == expected
