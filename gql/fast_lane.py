@@ -62,8 +62,8 @@ class CorsApp(TreegateApp):
         if preflight and origin is not None and scope["method"] == "OPTIONS":
             # A disallowed origin gets no allow headers: the browser blocks the request.
             headers = [] if allowed is None else self.cors.preflight_headers(allowed)
+            # No Content-Length: a 204 has none (RFC 9110).
             headers = with_vary_origin(headers)
-            headers.append((b"content-length", b"0"))
             await send({"type": "http.response.start", "status": 204, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return

@@ -80,6 +80,7 @@ async def test_a_preflight_from_an_allowed_origin(settings: Settings) -> None:
     for response in (answer, probe):
         assert response.status_code == 204
         assert response.content == b""
+        assert "content-length" not in response.headers
         assert response.headers["access-control-allow-origin"] == ALLOWED
         assert response.headers["access-control-allow-methods"] == "GET, POST, OPTIONS"
         assert response.headers["access-control-allow-headers"] == ALLOW_HEADERS
