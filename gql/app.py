@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from functools import partial
 from typing import TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -253,17 +254,12 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
     # CORS wraps the whole app, /graphql included, and only when origins are named: without
     # them the plain app serves, with no cost per request (gql/cors.py).
     origins = settings.cors_origin_list
-    app = (
-        CorsApp(
-            routes=routes,
-            middleware=middleware,
-            lifespan=lifespan,
-            endpoint=endpoint,
-            cors=CorsPolicy.of(origins, settings.cors_allow_credentials),
-        )
+    kind: Callable[..., TreegateApp] = (
+        partial(CorsApp, cors=CorsPolicy.of(origins, settings.cors_allow_credentials))
         if origins
-        else TreegateApp(routes=routes, middleware=middleware, lifespan=lifespan, endpoint=endpoint)
+        else TreegateApp
     )
+    app = kind(routes=routes, middleware=middleware, lifespan=lifespan, endpoint=endpoint)
     app.state.engine = engine
     app.state.schema = schema
     app.state.endpoint = endpoint

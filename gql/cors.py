@@ -15,10 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from gql.http import READ_HEADER_NAME
+
 ANY = "*"
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = (
-    "Content-Type, Authorization, X-API-Key, If-None-Match, X-Request-Id, X-Treegate-Read"
+    f"Content-Type, Authorization, X-API-Key, If-None-Match, X-Request-Id, {READ_HEADER_NAME}"
 )
 """The request headers Treegate reads that a browser does not send without asking (`Accept`
 is safelisted)."""

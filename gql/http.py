@@ -581,23 +581,16 @@ class GraphQLEndpoint:
                 "METHOD_NOT_ALLOWED",
                 {"Allow": "POST"},
             )
-        if self.router is None:
-            result, errors = await self._execute(params, identity, request_id)
-            fault = _fault_reason(errors)
-            if fault == "connection_lost" and operation.operation is OperationType.QUERY:
-                # A pooled connection died under the read (the database restarted, or the
-                # backend was terminated); the pool has dropped its old connections. A read is
-                # safe to run again, once, on a fresh one.
-                result, errors = await self._execute(params, identity, request_id)
-                fault = _fault_reason(errors)
-        elif operation.operation is OperationType.QUERY:
-            result, errors, fault = await self._routed_read(params, identity, request_id, primary)
-        else:
+        if operation.operation is not OperationType.QUERY:
             # A mutation, and every read it makes, on the primary.
             state[WROTE_KEY] = True
             caches = self.primary_caches
             result, errors = await self._execute(params, identity, request_id, caches=caches)
             fault = _fault_reason(errors)
+        elif self.router is None:
+            result, errors, fault = await self._read_primary(params, identity, request_id)
+        else:
+            result, errors, fault = await self._routed_read(params, identity, request_id, primary)
         if fault is not None:
             state[OUTCOME_KEY] = "unavailable"
             self.caches.metrics.database_faults.labels(fault).inc()
@@ -613,6 +606,27 @@ class GraphQLEndpoint:
             state[OUTCOME_KEY] = "ok"
         return Outcome(200, body, {})
 
+    async def _read_primary(
+        self,
+        params: Params,
+        identity: Identity,
+        request_id: str,
+        caches: Caches | None = None,
+        counted: bool = False,
+    ) -> tuple[ExecutionResult, list[GraphQLError], str | None]:
+        """A query on the primary. A pooled connection that died under it (the database
+        restarted, or the backend was terminated) made the pool drop its old connections; a
+        read is safe to run again, once, on a fresh one. `counted`: in the reads by target
+        (with read replicas)."""
+        for last in (False, True):
+            result, errors = await self._execute(params, identity, request_id, caches=caches)
+            if counted:
+                self.caches.metrics.read_on(PRIMARY)
+            fault = _fault_reason(errors)
+            if fault != "connection_lost" or last:
+                break
+        return result, errors, fault
+
     async def _routed_read(
         self, params: Params, identity: Identity, request_id: str, primary: bool
     ) -> tuple[ExecutionResult, list[GraphQLError], str | None]:
@@ -625,14 +639,7 @@ class GraphQLEndpoint:
         replica = None if primary else self.router.pick()
         if replica is None:
             caches = self.primary_caches if primary else self.caches
-            result, errors = await self._execute(params, identity, request_id, caches=caches)
-            metrics.read_on(PRIMARY)
-            fault = _fault_reason(errors)
-            if fault == "connection_lost":  # as without replicas: once more, on a fresh one
-                result, errors = await self._execute(params, identity, request_id, caches=caches)
-                metrics.read_on(PRIMARY)
-                fault = _fault_reason(errors)
-            return result, errors, fault
+            return await self._read_primary(params, identity, request_id, caches, counted=True)
         result, errors = await self._execute(
             params, identity, request_id, read_engine=replica.engine
         )

@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import idempotency, trees
 from db.engine import read_transaction
-from db.notify import announce_write
 from domain.codec import decode_bulk, encode_bulk
 from domain.decisions import RejectionReason, bulk_operation, bulk_role
 from domain.errors import InvalidInput, check_text
@@ -289,15 +288,11 @@ async def _run(ctx: Context, request: BulkRequest, after: UUID | None) -> BulkRe
                     return _Step(tally, [])
 
         async def write(move: Move) -> TransitionOutcome:
-            if ctx.hooks.before_write is not None:
-                await ctx.hooks.before_write()
             return await write_move(ctx, conn, move, request.reason, tally.operation_id)
 
         written = await _batch(ctx, conn, request, tally, after, write)
         if key is not None:
             await idempotency.record(conn, scope=scope, key=key, result=tally.encode())
-        if written:
-            await announce_write(conn, ctx.caches.origin)  # to the other processes, on commit
         return _Step(tally, written)
 
     while True:

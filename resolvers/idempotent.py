@@ -84,7 +84,6 @@ async def run_once(
         outcome = await action(conn)
         if key is not None:
             await idempotency.record(conn, scope=scope, key=key, result=encode_outcome(outcome))
-        await announce_write(conn, ctx.caches.origin)  # to the other processes, on commit
         return outcome, True
 
     try:
@@ -101,6 +100,9 @@ async def in_write_transaction(
 ) -> T:
     """`attempt(conn)` in one write transaction, committed; run again whole after a conflict.
 
+    The transaction also notifies the other Treegate processes on the database, which clear
+    their caches when it commits (`db.notify`; nothing is sent if it rolls back).
+
     A transaction ended by a conflict (serialization failure, deadlock, lock timeout, SQLite
     busy) was rolled back whole, so it is tried again, up to `policy.retry.attempts` tries with
     jittered backoff; then `DatabaseUnavailable` (503). Any other failure is raised as it is.
@@ -110,6 +112,7 @@ async def in_write_transaction(
         try:
             async with write_transaction(ctx.engine) as conn:
                 result = await attempt(conn)
+                await announce_write(conn, ctx.caches.origin)
         except Exception as exc:
             fault = fault_of(exc)
             if fault is None or fault.kind is not FaultKind.CONFLICT:

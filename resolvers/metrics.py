@@ -106,7 +106,7 @@ class Metrics:
             registry=self.registry,
         )
         self.multiprocess_dir = os.environ.get(MULTIPROCESS_DIR) or None
-        self._mirror: _Mirror | None = None
+        self._mirror = _Mirror() if self.multiprocess_dir is not None else None
         self._mirroring = Background("treegate-metrics")
         self.reads: Counter | None = None
         self.replica_retries: Counter | None = None
@@ -143,10 +143,7 @@ class Metrics:
             ["replica"],
             registry=self.registry,
         )
-        collector = _Replicas(replicas)
-        self.registry.register(collector)
-        if self._mirror is not None:
-            self._mirror.collectors.append(collector)
+        self._register(_Replicas(replicas))
 
     def read_on(self, target: str) -> None:
         """One query executed on `target` (with read replicas only)."""
@@ -191,10 +188,13 @@ class Metrics:
         name), the database pool's connections (a SQLAlchemy pool), whether the breaker is
         open (`db.faults.Breaker`), the GraphQL requests in flight and the state of the
         listener for other processes' writes (`db.notify.WriteListener`, PostgreSQL only)."""
-        live = _Live(caches, pool, breaker, in_flight, listener)
-        self.registry.register(live)
-        if self.multiprocess_dir is not None:
-            self._mirror = _Mirror(live)
+        self._register(_Live(caches, pool, breaker, in_flight, listener))
+
+    def _register(self, collector: Collector) -> None:
+        """A collector of values read when scraped; with several workers, also mirrored."""
+        self.registry.register(collector)
+        if self._mirror is not None:
+            self._mirror.collectors.append(collector)
 
     def exposition(self) -> bytes:
         """The text /metrics answers: this process's metrics, or every worker's summed."""
@@ -227,8 +227,8 @@ class _Mirror:
     per-process files: gauges summed over the live workers (a replica's lag: the largest any
     live worker saw), counters over every worker that ever ran."""
 
-    def __init__(self, live: Collector) -> None:
-        self.collectors: list[Collector] = [live]
+    def __init__(self) -> None:
+        self.collectors: list[Collector] = []
         self._gauges: dict[str, Gauge] = {}
         self._counters: dict[str, Counter] = {}
         self._last: dict[tuple[str, tuple[str, ...]], float] = {}

@@ -91,8 +91,6 @@ async def _apply(
     decision = await decide(ctx, conn, request, tree)
     if not isinstance(decision, Move):
         return decision
-    if ctx.hooks.before_write is not None:
-        await ctx.hooks.before_write()
     return await write_move(ctx, conn, decision, request.reason)
 
 
@@ -153,6 +151,8 @@ async def write_move(
 ) -> TransitionOutcome:
     """The compare-and-set from the state the move was decided on, and its log row; if the
     tree moved meanwhile, STATE_CHANGED and nothing written."""
+    if ctx.hooks.before_write is not None:
+        await ctx.hooks.before_write()
     tree, target = move.tree, move.target
     now = ctx.clock()
     moved = await writes.compare_and_set(conn, tree.message_tree_id, tree.state, target, now)
