@@ -26,6 +26,8 @@ class ApiKey:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    rate_limit: str | None = None
+    """The key's own rate (`gql.rate_limits`); None: its role's default."""
 
 
 def _to_key(row: Row[*tuple[Any, ...]]) -> ApiKey:
@@ -35,17 +37,37 @@ def _to_key(row: Row[*tuple[Any, ...]]) -> ApiKey:
         prefix=row.prefix,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
+        rate_limit=row.rate_limit,
     )
 
 
-async def insert(conn: AsyncConnection, name: str, role: Role, key: str, now: datetime) -> ApiKey:
+async def insert(
+    conn: AsyncConnection,
+    name: str,
+    role: Role,
+    key: str,
+    now: datetime,
+    rate_limit: str | None = None,
+) -> ApiKey:
     prefix = key[:10]
     await conn.execute(
         api_key.insert().values(
-            name=name, role=role.name, key_hash=key_hash(key), prefix=prefix, created_at=now
+            name=name,
+            role=role.name,
+            key_hash=key_hash(key),
+            prefix=prefix,
+            created_at=now,
+            rate_limit=rate_limit,
         )
     )
-    return ApiKey(name, role, prefix, now, None)
+    return ApiKey(name, role, prefix, now, None, rate_limit)
+
+
+async def set_rate_limit(conn: AsyncConnection, name: str, rate_limit: str | None) -> bool:
+    """Give the key its own rate (None: its role's default again); False if there is no key
+    of this name."""
+    statement = update(api_key).where(api_key.c.name == name).values(rate_limit=rate_limit)
+    return bool((await conn.execute(statement)).rowcount)
 
 
 async def remove(conn: AsyncConnection, name: str) -> bool:

@@ -134,8 +134,10 @@ api_key = Table(
     Column("prefix", String(16), nullable=False),
     Column("created_at", TZDateTime(), nullable=False),
     Column("revoked_at", TZDateTime(), nullable=True),
+    Column("rate_limit", String(32), nullable=True),
 )
-"""API keys, stored only as a SHA-256 of the key; the name is the actor in the log."""
+"""API keys, stored only as a SHA-256 of the key; the name is the actor in the log. `rate_limit`
+is the key's own request rate (`gql.rate_limits`), null for its role's default."""
 
 persisted_query = Table(
     "treegate_persisted_query",

@@ -30,6 +30,7 @@ from gql.graphiql import localize, static_mount, with_example_query
 from gql.http import GraphQLEndpoint
 from gql.middleware import RequestIdMiddleware
 from gql.persisted import PersistedQueries
+from gql.rate_limits import RateLimiter
 from gql.settings import Settings
 from resolvers.caches import Caches, SharedCache
 from resolvers.context import utc_now
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
         persisted=persisted,
         max_in_flight=settings.max_concurrent_requests,
         router=router,
+        limiter=RateLimiter(settings.rate_limit_defaults),
     )
 
     pruner = Pruner(engine, settings.prune_interval_s, utc_now)

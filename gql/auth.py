@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,17 +27,25 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     return key or None
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, and the request rate its key has of its own (None: its role's)."""
+
+    identity: Identity
+    rate_limit: str | None = None
+
+
 async def identify(
     engine: AsyncEngine, headers: Mapping[str, str], anonymous: Role | None
-) -> Identity:
-    """The caller's identity; raises InvalidKey for a key that is unknown or revoked."""
+) -> Caller:
+    """The caller; raises InvalidKey for a key that is unknown or revoked."""
     key = presented_key(headers)
     if key is None:
-        return Identity(None, anonymous)
+        return Caller(Identity(None, anonymous))
     if len(key) > 200:
         raise InvalidKey
     async with gate(engine).admitted(), engine.connect() as conn:
         found = await keys.find_active(conn, key)
     if found is None:
         raise InvalidKey
-    return Identity(found.name, found.role)
+    return Caller(Identity(found.name, found.role), found.rate_limit)

@@ -35,6 +35,7 @@ from domain.states import State
 from domain.transitions import Operation, Role, allowed_targets
 from domain.values import Message, TreeFilter, TreeState
 from gql.failures import ExitCode, OperationalFailure, explain, safe_url, sqlite_file_problem
+from gql.rate_limits import UNLIMITED, parse_rate
 from gql.settings import Settings
 from resolvers import bulk, lottery, messages, transitions, trees
 from resolvers.bulk import BulkRequest
@@ -110,6 +111,14 @@ def create_key(
     replace: Annotated[
         bool, typer.Option("--replace", help="Delete an existing key of this name first.")
     ] = False,
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(
+            metavar="RATE",
+            help="The key's own request rate: N/s, N/min, N/h or unlimited "
+            "(default: its role's, TREEGATE_RATE_LIMITS).",
+        ),
+    ] = None,
 ) -> None:
     """Create a key and print it.
 
@@ -121,6 +130,7 @@ def create_key(
         raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from None
     if not 1 <= len(name) <= 128:
         raise typer.BadParameter("1 to 128 characters", param_hint="--name")
+    own_rate = None if rate_limit is None else _rate_option(rate_limit)
     key = new_key()
 
     async def work(engine: AsyncEngine, _settings: Settings) -> bool:
@@ -129,19 +139,60 @@ def create_key(
                 if not replace:
                     return False
                 await key_store.remove(conn, name)
-            await key_store.insert(conn, name, chosen, key, datetime.now(UTC))
+            await key_store.insert(conn, name, chosen, key, datetime.now(UTC), own_rate)
         return True
 
     if not run_with_engine(work):
         typer.echo(f"a key named {name!r} exists: pick another name or pass --replace", err=True)
         raise typer.Exit(1)
-    typer.echo(f"created key {name!r} with role {chosen.name.lower()}; it is shown only once:")
+    limited = "" if own_rate is None else f" and rate limit {own_rate}"
+    typer.echo(
+        f"created key {name!r} with role {chosen.name.lower()}{limited}; it is shown only once:"
+    )
     typer.echo(key)
+
+
+ROLE_DEFAULT = "default"
+
+
+def _rate_option(text: str) -> str:
+    """A rate as given to `--rate-limit`, in its canonical form (what is stored)."""
+    try:
+        rate = parse_rate(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--rate-limit") from None
+    return UNLIMITED if rate is None else str(rate)
+
+
+@keys_app.command("rate-limit")
+def set_key_rate_limit(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The key's name.")],
+    rate: Annotated[
+        str,
+        typer.Argument(
+            metavar="RATE", help=f"N/s, N/min, N/h, unlimited, or {ROLE_DEFAULT} (its role's)."
+        ),
+    ],
+) -> None:
+    """Set a key's own request rate.
+
+    Serving processes read it on the key's next request.
+    """
+    own_rate = None if rate.strip().lower() == ROLE_DEFAULT else _rate_option(rate)
+
+    async def work(engine: AsyncEngine, _settings: Settings) -> bool:
+        async with write_transaction(engine) as conn:
+            return await key_store.set_rate_limit(conn, name, own_rate)
+
+    if not run_with_engine(work):
+        typer.echo(f"no key named {name!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"key {name!r} now has rate limit {own_rate or 'of its role'}")
 
 
 @keys_app.command("list")
 def list_keys() -> None:
-    """List keys: name, role, prefix, created, revoked."""
+    """List keys: name, role, rate limit, prefix, created, revoked."""
 
     async def work(engine: AsyncEngine, _settings: Settings) -> list[key_store.ApiKey]:
         async with engine.connect() as conn:
@@ -152,11 +203,12 @@ def list_keys() -> None:
         typer.echo("no API keys")
         return
     echo_table(
-        ("NAME", "ROLE", "PREFIX", "CREATED", "REVOKED"),
+        ("NAME", "ROLE", "RATE", "PREFIX", "CREATED", "REVOKED"),
         [
             (
                 k.name,
                 k.role.name.lower(),
+                k.rate_limit or ROLE_DEFAULT,
                 f"{k.prefix}…",
                 f"{k.created_at:%Y-%m-%d %H:%M}",
                 f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "-",

@@ -47,9 +47,10 @@ from db.faults import RETRY_AFTER_S
 from db.replicas import PRIMARY, ReadRouter
 from domain.outcomes import Identity
 from domain.transitions import Role
-from gql.auth import InvalidKey, identify
+from gql.auth import Caller, InvalidKey, identify
 from gql.middleware import request_id_for
 from gql.persisted import PersistedQueries, PersistedQueryError
+from gql.rate_limits import ANONYMOUS, RATE_LIMITED, RateLimiter, retry_after
 from resolvers.caches import Caches, SharedCache
 from resolvers.context import Context, Limits, WritePolicy
 from schema.errors import DATABASE_UNAVAILABLE, GRAPHQL_VALIDATION_FAILED, classify
@@ -249,6 +250,7 @@ class GraphQLEndpoint:
         persisted: PersistedQueries | None = None,
         max_in_flight: int = 256,
         router: ReadRouter | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.schema = schema  # schema.build.TreegateSchema
         self.engine = engine
@@ -265,6 +267,7 @@ class GraphQLEndpoint:
         self.in_flight = 0
         self.router = router
         """Read replicas (`db.replicas`); None: every request reads from the primary."""
+        self.limiter = RateLimiter({}) if limiter is None else limiter
         self.vary = VARY
         self.primary_caches = self.caches
         if router is not None:
@@ -378,7 +381,9 @@ class GraphQLEndpoint:
                     f"this endpoint answers {GRAPHQL_RESPONSE} or {JSON}",
                     "NOT_ACCEPTABLE",
                 )
-            identity = await self._identify(headers)
+            caller = await self._identify(headers)
+            self._admit(scope, caller)
+            identity = caller.identity
             if scope["method"] == "GET":
                 await self._conditional_get(scope, send, headers, media, identity, request_id)
                 return
@@ -462,16 +467,42 @@ class GraphQLEndpoint:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         return "query" not in query and "text/html" in headers.get("accept", "")
 
-    async def _identify(self, headers: Mapping[str, str]) -> Identity:
+    async def _identify(self, headers: Mapping[str, str]) -> Caller:
         try:
-            identity = await identify(self.engine, headers, self.anonymous)
+            caller = await identify(self.engine, headers, self.anonymous)
         except InvalidKey:
             raise HttpError(
                 401, UNKNOWN_KEY, "UNAUTHENTICATED", {"WWW-Authenticate": "Bearer"}
             ) from None
-        if not identity.allows(Role.READER):
+        if not caller.identity.allows(Role.READER):
             raise HttpError(401, KEY_NEEDED, "UNAUTHENTICATED", {"WWW-Authenticate": "Bearer"})
-        return identity
+        return caller
+
+    def _admit(self, scope: Scope, caller: Caller) -> None:
+        """Take a token from the caller's bucket (its key's, or its address's without a key);
+        429 with `Retry-After` when it has none (`gql.rate_limits`)."""
+        identity = caller.identity
+        rate = self.limiter.rate_for(identity.name, identity.role, caller.rate_limit)
+        if rate is None:
+            return
+        if identity.name is not None:
+            who, whose = ("key", identity.name), "this API key"
+        else:
+            client = scope.get("client")
+            who, whose = ("address", client[0] if client else "-"), "this address"
+        wait = self.limiter.take(who, rate)
+        if not wait:
+            return
+        seconds = retry_after(wait)
+        role = ANONYMOUS if identity.name is None or identity.role is None else identity.role.name
+        scope["state"][OUTCOME_KEY] = "rate_limited"
+        self.caches.metrics.rate_limited(role.lower())
+        raise HttpError(
+            429,
+            f"too many requests: {whose} may send {rate}; retry in {seconds} s",
+            RATE_LIMITED,
+            {"Retry-After": str(seconds)},
+        )
 
     async def _handle(
         self,

@@ -18,6 +18,7 @@ from domain.lottery import MAX_ACTIVE_TREES
 from domain.transitions import Role
 from gql.cors import ANY as ANY_ORIGIN
 from gql.cors import parse_origins
+from gql.rate_limits import Rate, describe_defaults, parse_defaults
 from resolvers.context import Limits, WritePolicy
 from resolvers.loaders import DEFAULT_MAX_TREE_MESSAGES
 from schema.limits import DocumentLimits, list_sizes
@@ -199,6 +200,18 @@ class Settings(BaseSettings):
         "(not with `*`).",
     )
 
+    rate_limits: str = Field(
+        "",
+        description="Default request rates, comma-separated who=N/s (or N/min, N/h, "
+        "unlimited), who: anonymous (per client address), reader, operator, moderator, admin; "
+        "unnamed: unlimited. A key's own `--rate-limit` wins.",
+    )
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _check_rate_limits(cls, value: str) -> str:
+        return describe_defaults(parse_defaults(value))
+
     @field_validator("cors_origins")
     @classmethod
     def _check_cors_origins(cls, value: str) -> str:
@@ -254,6 +267,11 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         """The origins allowed to call from a browser (none: CORS is off)."""
         return self.cors_origins.split(",") if self.cors_origins else []
+
+    @property
+    def rate_limit_defaults(self) -> dict[str, Rate | None]:
+        """The default rate of keyless callers and of each role (absent: unlimited)."""
+        return parse_defaults(self.rate_limits)
 
     @property
     def read_urls(self) -> list[str]:

@@ -99,6 +99,13 @@ class Metrics:
             "Requests answered 503 at once: the process's concurrency limit was reached.",
             registry=self.registry,
         )
+        self.rate_limits = Counter(
+            "treegate_rate_limited",
+            "GraphQL requests answered 429: the caller's rate limit was reached, by role "
+            "(anonymous: callers without a key).",
+            ["role"],
+            registry=self.registry,
+        )
         self.fallbacks = Counter(
             "treegate_compiled_fallbacks",
             "Queries answered by the full execution path instead of a compiled plan, by reason.",
@@ -126,6 +133,9 @@ class Metrics:
         if histogram is None:
             histogram = self._durations[method] = self.duration.labels(method)
         histogram.observe(seconds)
+
+    def rate_limited(self, role: str) -> None:
+        self.rate_limits.labels(role).inc()
 
     def watch_replicas(self, replicas: Callable[[], Iterable[Any]]) -> None:
         """With read replicas: queries counted by the database they ran on, reads retried on the

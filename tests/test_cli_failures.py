@@ -208,9 +208,19 @@ def test_an_invalid_setting_is_one_line(tmp_path: Path) -> None:
             "treegate: invalid setting: TREEGATE_CORS_ORIGINS: Value error, "
             "'http://localhost:3000/app' is not an origin",
         ),
+        (
+            {"TREEGATE_RATE_LIMITS": "reader=100/day"},
+            "treegate: invalid setting: TREEGATE_RATE_LIMITS: Value error, '100/day' is not a "
+            "rate: write N/s, N/min or N/h",
+        ),
+        (
+            {"TREEGATE_RATE_LIMITS": "guest=1/s"},
+            "treegate: invalid setting: TREEGATE_RATE_LIMITS: Value error, 'guest=1/s': write "
+            "who=rate, who being one of anonymous, reader, operator, moderator, admin",
+        ),
     ],
 )
-def test_serve_refuses_a_wrong_cors_setting_in_one_line(
+def test_serve_refuses_a_wrong_cors_or_rate_limit_setting_in_one_line(
     tmp_path: Path, env: dict[str, str], words: str
 ) -> None:
     result = run_cli(env_with(migrated(tmp_path), **env), "serve")

@@ -49,8 +49,8 @@ def test_keys_create_shows_the_key_once_and_stores_its_hash(db_file: Path) -> No
     listed = run("keys", "list")
     assert listed.exit_code == 0
     header, row = listed.output.splitlines()
-    assert header.split() == ["NAME", "ROLE", "PREFIX", "CREATED", "REVOKED"]
-    assert row.split()[:2] == ["ops", "operator"]
+    assert header.split() == ["NAME", "ROLE", "RATE", "PREFIX", "CREATED", "REVOKED"]
+    assert row.split()[:3] == ["ops", "operator", "default"]
     assert row.split()[-1] == "-"  # not revoked
     assert key not in listed.output
 
@@ -78,6 +78,34 @@ def test_keys_revoke(db_file: Path) -> None:
     assert not row.endswith("-")  # the REVOKED column holds the time
     assert run("keys", "revoke", "temp").exit_code == 1
     assert run("keys", "revoke", "nobody").exit_code == 1
+
+
+def test_keys_rate_limits_are_stored_canonical_and_changed_in_place(db_file: Path) -> None:
+    created = run("keys", "create", "--name", "feed", "--rate-limit", " 120 / MIN ")
+    assert created.exit_code == 0, created.output
+    assert "with role reader and rate limit 120/min" in created.output
+    key = created.output.splitlines()[-1]
+    stored = "SELECT rate_limit, key_hash FROM treegate_api_key WHERE name = 'feed'"
+    assert query(db_file, stored) == [("120/min", hashlib.sha256(key.encode()).hexdigest())]
+    assert run("keys", "list").output.splitlines()[1].split()[:3] == ["feed", "reader", "120/min"]
+    for given, kept in (("unlimited", "unlimited"), ("5/s", "5/s"), ("default", None)):
+        changed = run("keys", "rate-limit", "feed", given)
+        assert changed.exit_code == 0, changed.output
+        # The key itself is unchanged: only its rate.
+        assert query(db_file, stored) == [(kept, hashlib.sha256(key.encode()).hexdigest())]
+    assert "of its role" in changed.output
+    assert run("keys", "rate-limit", "nobody", "5/s").exit_code == 1
+
+
+@pytest.mark.parametrize("rate", ["0/s", "5/day", "fast"])
+def test_keys_refuse_a_malformed_rate_limit(db_file: Path, rate: str) -> None:
+    created = run("keys", "create", "--name", "x", "--rate-limit", rate)
+    assert created.exit_code == 2
+    assert "is not a rate: write N/s, N/min or N/h" in created.output
+    run("keys", "create", "--name", "y")
+    changed = run("keys", "rate-limit", "y", rate)
+    assert changed.exit_code == 2
+    assert query(db_file, "SELECT name, rate_limit FROM treegate_api_key") == [("y", None)]
 
 
 def test_keys_refuse_an_unknown_role(db_file: Path) -> None:

@@ -72,6 +72,7 @@ def test_defaults() -> None:
         "compiled_reads": True,
         "cors_origins": "",
         "cors_allow_credentials": False,
+        "rate_limits": "",
     }
     assert settings.graphiql_enabled is True
     assert settings.introspection_enabled is True

@@ -249,3 +249,24 @@ async def test_0005_adds_the_bulk_operation_id_and_keeps_the_log(empty_engine: A
             await conn.execute(text("SELECT sequence, bulk_operation_id FROM treegate_transition"))
         ).all()
     assert [tuple(r) for r in rows] == [(1, None)]
+
+
+async def test_0006_adds_a_keys_own_rate_limit_and_keeps_the_keys(
+    empty_engine: AsyncEngine,
+) -> None:
+    """Keys made before 0006 stay, with their role's rate (no rate of their own)."""
+    await upgrade(empty_engine, "0005")
+    async with empty_engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO treegate_api_key (name, role, key_hash, prefix, created_at) "
+                "VALUES ('ops', 'OPERATOR', 'abc', 'tg_abc', CURRENT_TIMESTAMP)"
+            )
+        )
+    assert "rate_limit" not in (await describe(empty_engine, "treegate_api_key"))["columns"]
+    await upgrade(empty_engine)
+    columns = (await describe(empty_engine, "treegate_api_key"))["columns"]
+    assert columns["rate_limit"]["nullable"] is True
+    async with empty_engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT name, rate_limit FROM treegate_api_key"))).all()
+    assert [tuple(r) for r in rows] == [("ops", None)]

@@ -1,0 +1,150 @@
+"""Request rate limits: a token bucket per API key, and per client address for keyless callers.
+
+A rate is written `N/s`, `N/min` or `N/h`, or `unlimited`. Its bucket holds N tokens (a burst
+of N requests is allowed) and refills at N per period; each GraphQL request takes one token,
+and a request that finds none is answered 429 with `Retry-After` (the whole seconds until a
+token is back) and the code `RATE_LIMITED`. Only /graphql is limited: the probes and /metrics
+never are.
+
+The rate of a keyed caller is its key's own (`treegate keys create --rate-limit`, stored with
+the key) or else its role's default (`TREEGATE_RATE_LIMITS`); a keyless caller's is the
+`anonymous` default, one bucket per client address. Buckets live in the serving process: with
+N processes behind a load balancer, a caller gets at most N times its rate (see the README).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from domain.transitions import Role
+
+UNLIMITED = "unlimited"
+PERIODS = {"s": 1.0, "min": 60.0, "h": 3600.0}
+"""The periods a rate may be written in, by their unit, in seconds."""
+ANONYMOUS = "anonymous"
+"""The callers without a key, in `TREEGATE_RATE_LIMITS` and in the metrics' `role` label."""
+RATE_LIMITED = "RATE_LIMITED"
+MAX_BUCKETS = 100_000
+"""Buckets one process keeps; beyond, the full ones (idle callers) are forgotten."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """`count` requests per `unit` (a key of `PERIODS`): a bucket of `count` tokens."""
+
+    count: int
+    unit: str
+
+    @property
+    def per_second(self) -> float:
+        return self.count / PERIODS[self.unit]
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.unit}"
+
+
+@lru_cache(maxsize=256)
+def parse_rate(text: str) -> Rate | None:
+    """The rate `text` writes (`N/s`, `N/min`, `N/h`), None for `unlimited`; ValueError with
+    what is accepted otherwise."""
+    cleaned = text.strip().lower()
+    if cleaned == UNLIMITED:
+        return None
+    count, slash, unit = cleaned.partition("/")
+    if slash and unit.strip() in PERIODS and count.strip().isdigit() and int(count) > 0:
+        return Rate(int(count), unit.strip())
+    raise ValueError(
+        f"{text!r} is not a rate: write N/s, N/min or N/h with a whole N above 0, or {UNLIMITED}"
+    )
+
+
+def parse_defaults(text: str) -> dict[str, Rate | None]:
+    """`TREEGATE_RATE_LIMITS`: comma-separated `who=rate`, `who` being `anonymous` or a role."""
+    known = [ANONYMOUS, *(role.name.lower() for role in Role)]
+    found: dict[str, Rate | None] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        who, equals, rate = part.partition("=")
+        who = who.strip().lower()
+        if not equals or who not in known:
+            raise ValueError(
+                f"{part.strip()!r}: write who=rate, who being one of {', '.join(known)}"
+            )
+        if who in found:
+            raise ValueError(f"{who} is given twice")
+        found[who] = parse_rate(rate)
+    return found
+
+
+def describe_defaults(defaults: Mapping[str, Rate | None]) -> str:
+    """The canonical text of parsed defaults (what `parse_defaults` reads back)."""
+    return ",".join(
+        f"{who}={UNLIMITED if rate is None else rate}" for who, rate in defaults.items()
+    )
+
+
+class RateLimiter:
+    """The process's buckets, and the rate each caller gets."""
+
+    def __init__(
+        self,
+        defaults: Mapping[str, Rate | None],
+        clock: Callable[[], float] = time.monotonic,
+        max_buckets: int = MAX_BUCKETS,
+    ) -> None:
+        self.defaults = dict(defaults)
+        self.clock = clock
+        self.max_buckets = max_buckets
+        self._buckets: dict[tuple[str, str], list[float]] = {}
+        """(kind, who) → [tokens, when counted, when full again]."""
+
+    def rate_for(self, key_name: str | None, role: Role | None, own: str | None) -> Rate | None:
+        """A caller's rate: its key's own if set, else its role's default (keyless callers:
+        the anonymous one); None: unlimited."""
+        if own is not None:
+            return parse_rate(own)
+        if key_name is None:
+            return self.defaults.get(ANONYMOUS)
+        return None if role is None else self.defaults.get(role.name.lower())
+
+    def take(self, who: tuple[str, str], rate: Rate) -> float:
+        """Take a token from `who`'s bucket: 0 if there was one, else the seconds until there
+        is (nothing taken)."""
+        now = self.clock()
+        bucket = self._buckets.get(who)
+        if bucket is None:
+            if len(self._buckets) >= self.max_buckets:
+                self._forget_idle(now)
+            bucket = self._buckets[who] = [float(rate.count), now, now]
+        per_second = rate.per_second
+        capacity = float(rate.count)
+        tokens = min(capacity, bucket[0] + (now - bucket[1]) * per_second)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / per_second
+        bucket[0], bucket[1], bucket[2] = tokens, now, now + (capacity - tokens) / per_second
+        return wait
+
+    def _forget_idle(self, now: float) -> None:
+        """Drop the buckets that have refilled (their caller would start full anyway); if none
+        has, the older half."""
+        full = [who for who, bucket in self._buckets.items() if bucket[2] <= now]
+        if not full:
+            full = list(self._buckets)[: len(self._buckets) // 2 or 1]
+        for who in full:
+            del self._buckets[who]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+def retry_after(wait_s: float) -> int:
+    """`Retry-After` in whole seconds (at least 1): the token is back by then."""
+    return max(1, math.ceil(wait_s))
