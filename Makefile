@@ -12,7 +12,7 @@ DEMO_TREES := 2000
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install install-run browser audit-tools bench-tools run reset-demo screenshot test test-under-load lint format schema clean bench soak bench-import bench-coherence bench-bulk
+.PHONY: install install-run browser redis audit-tools bench-tools run reset-demo screenshot test test-under-load lint format schema clean bench soak bench-import bench-coherence bench-bulk
 
 install: $(STAMP)
 install-run: $(RUN_STAMP)
@@ -42,6 +42,17 @@ browser:
 		$(SUDO) apt-get update && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y --no-install-recommends chromium chromium-driver; \
+	fi
+
+# The shared rate-limit tests start a private Redis of their own (tests/redis_server.py) from
+# Debian's redis-server: installed only when missing.
+REDIS_SERVER := /usr/bin/redis-server
+
+redis:
+	@if [ -x $(REDIS_SERVER) ]; then :; else \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends redis-server; \
 	fi
 
 # A development admin key is (re)created on every run and printed, so GraphiQL users can try
@@ -76,13 +87,13 @@ $(AUDIT_STAMP): $(AUDIT_DIR)/package.json $(AUDIT_DIR)/package-lock.json
 
 # Every test, with line and branch coverage of the product's packages; below the floor in
 # pyproject.toml ([tool.coverage.report] fail_under) the run fails.
-test: install browser audit-tools
+test: install browser audit-tools redis
 	$(BIN)/python -m pytest --cov --cov-report=term
 
 # The whole suite RUNS times in a row (default 5) while one process per core keeps the CPU busy:
 # how timing-dependent tests are found. Stops at the first failure.
 RUNS ?= 5
-test-under-load: install browser audit-tools
+test-under-load: install browser audit-tools redis
 	$(BIN)/python scripts/test_under_load.py --runs $(RUNS) $(ARGS)
 
 lint: install

@@ -30,12 +30,13 @@ from gql.graphiql import localize, static_mount, with_example_query
 from gql.http import GraphQLEndpoint
 from gql.middleware import RequestIdMiddleware
 from gql.persisted import PersistedQueries
-from gql.rate_limits import RateLimiter
+from gql.rate_limits import RateLimiter, SharedBuckets
 from gql.settings import Settings
 from resolvers.caches import Caches, SharedCache
 from resolvers.context import utc_now
 from resolvers.maintenance import Pruner
 from resolvers.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from resolvers.metrics import Metrics
 from schema.build import build_schema
 
 logger = logging.getLogger("treegate")
@@ -112,6 +113,12 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
     persisted = PersistedQueries(engine, settings.persisted_queries, settings.apq_cache_size)
     persisted.register_builtin(dashboard.DOCUMENTS.values())
     dashboard_page = dashboard.render()
+    process_metrics = Metrics()
+    shared_buckets = (
+        SharedBuckets(settings.rate_limit_redis_url, process_metrics.rate_limit_store_failures.inc)
+        if settings.rate_limit_redis_url
+        else None
+    )
     endpoint = GraphQLEndpoint(
         schema,
         engine,
@@ -124,12 +131,13 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
         caches=Caches(
             counts=SharedCache(ttl=settings.count_cache_s),
             responses=SharedCache(ttl=settings.response_cache_s),
+            metrics=process_metrics,
         ),
         cache_control=settings.cache_control,
         persisted=persisted,
         max_in_flight=settings.max_concurrent_requests,
         router=router,
-        limiter=RateLimiter(settings.rate_limit_defaults),
+        limiter=RateLimiter(settings.rate_limit_defaults, shared=shared_buckets),
     )
 
     pruner = Pruner(engine, settings.prune_interval_s, utc_now)
@@ -179,6 +187,8 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
             await pruner.stop()
             if router is not None:
                 await router.stop()
+            if shared_buckets is not None:
+                await shared_buckets.close()
             # After the server stopped taking requests and the last one was answered.
             await engine.dispose()
             await probe_engine.dispose()

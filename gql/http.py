@@ -50,7 +50,7 @@ from domain.transitions import Role
 from gql.auth import Caller, InvalidKey, identify
 from gql.middleware import request_id_for
 from gql.persisted import PersistedQueries, PersistedQueryError
-from gql.rate_limits import ANONYMOUS, RATE_LIMITED, RateLimiter, retry_after
+from gql.rate_limits import ANONYMOUS, RATE_LIMITED, Rate, RateLimiter, retry_after
 from resolvers.caches import Caches, SharedCache
 from resolvers.context import Context, Limits, WritePolicy
 from schema.errors import DATABASE_UNAVAILABLE, GRAPHQL_VALIDATION_FAILED, classify
@@ -382,8 +382,10 @@ class GraphQLEndpoint:
                     "NOT_ACCEPTABLE",
                 )
             caller = await self._identify(headers)
-            self._admit(scope, caller)
             identity = caller.identity
+            rate = self.limiter.rate_for(identity.name, identity.role, caller.rate_limit)
+            if rate is not None:
+                await self._admit(scope, identity, rate)
             if scope["method"] == "GET":
                 await self._conditional_get(scope, send, headers, media, identity, request_id)
                 return
@@ -478,19 +480,15 @@ class GraphQLEndpoint:
             raise HttpError(401, KEY_NEEDED, "UNAUTHENTICATED", {"WWW-Authenticate": "Bearer"})
         return caller
 
-    def _admit(self, scope: Scope, caller: Caller) -> None:
+    async def _admit(self, scope: Scope, identity: Identity, rate: Rate) -> None:
         """Take a token from the caller's bucket (its key's, or its address's without a key);
         429 with `Retry-After` when it has none (`gql.rate_limits`)."""
-        identity = caller.identity
-        rate = self.limiter.rate_for(identity.name, identity.role, caller.rate_limit)
-        if rate is None:
-            return
         if identity.name is not None:
             who, whose = ("key", identity.name), "this API key"
         else:
             client = scope.get("client")
             who, whose = ("address", client[0] if client else "-"), "this address"
-        wait = self.limiter.take(who, rate)
+        wait = await self.limiter.admit(who, rate)
         if not wait:
             return
         seconds = retry_after(wait)

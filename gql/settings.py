@@ -207,6 +207,20 @@ class Settings(BaseSettings):
         "unnamed: unlimited. A key's own `--rate-limit` wins.",
     )
 
+    rate_limit_redis_url: str = Field(
+        "",
+        description="Redis where every process keeps the rate limits' buckets "
+        "(redis://host:6379/0): limits over the whole deployment; empty: each process its own.",
+    )
+
+    @field_validator("rate_limit_redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        url = value.strip()
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("write redis://host[:port][/db] (rediss:// with TLS, or unix://)")
+        return url
+
     @field_validator("rate_limits")
     @classmethod
     def _check_rate_limits(cls, value: str) -> str:

@@ -106,6 +106,12 @@ class Metrics:
             ["role"],
             registry=self.registry,
         )
+        self.rate_limit_store_failures = Counter(
+            "treegate_rate_limit_store_failures",
+            "Requests whose token Redis (TREEGATE_RATE_LIMIT_REDIS_URL) could not give: the "
+            "process limited them with its own buckets.",
+            registry=self.registry,
+        )
         self.fallbacks = Counter(
             "treegate_compiled_fallbacks",
             "Queries answered by the full execution path instead of a compiled plan, by reason.",

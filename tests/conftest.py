@@ -22,6 +22,7 @@ from tests.databases import (
     sqlite_url,
     truncate_all,
 )
+from tests.redis_server import redis_server
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -142,3 +143,10 @@ def silent_server() -> Iterator[SilentServer]:
 def silent_database(silent_server: SilentServer) -> str:
     """A PostgreSQL URL whose server takes TCP connections and never answers them: a hang."""
     return silent_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private Redis server for the run (tests/redis_server.py)."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url

@@ -73,6 +73,7 @@ def test_defaults() -> None:
         "cors_origins": "",
         "cors_allow_credentials": False,
         "rate_limits": "",
+        "rate_limit_redis_url": "",
     }
     assert settings.graphiql_enabled is True
     assert settings.introspection_enabled is True
