@@ -350,3 +350,27 @@ def samples(base: str) -> Iterator[tuple[str, float]]:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             yield sample.name, sample.value
+
+
+def test_processes_share_rate_limits_through_redis(
+    postgres_env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    """With TREEGATE_RATE_LIMIT_REDIS_URL, a key's requests through two real processes are
+    counted in one bucket: its rate is its rate over the deployment, not per process."""
+    created = run_cli(postgres_env, "keys", "create", "--name", "feed", "--rate-limit", "4/h")
+    assert created.returncode == 0, created.stderr
+    key = {"X-API-Key": created.stdout.strip().splitlines()[-1]}
+    env = postgres_env | {"TREEGATE_RATE_LIMIT_REDIS_URL": redis_url}
+    with (
+        server_process(env, tmp_path / "a.log") as a,
+        server_process(env, tmp_path / "b.log") as b,
+    ):
+        statuses = [
+            httpx.post(f"{base}/graphql", json={"query": COUNTS}, headers=key).status_code
+            for base in (a.base, b.base) * 4
+        ]
+        refused = [
+            metric(base, "treegate_rate_limited_total", role="reader") for base in (a.base, b.base)
+        ]
+    assert statuses == [200] * 4 + [429] * 4
+    assert refused == [2.0, 2.0]
