@@ -267,6 +267,40 @@ async def test_a_request_is_one_server_span_with_its_children_on_each_lane(
     assert_secret_free(traced.spans(), keyed, SECRET_LANG, tree_id)
 
 
+HALT = "mutation Halt($id: UUID!) { haltTree(input: {messageTreeId: $id}) { __typename } }"
+MODERATOR_KEY = "tg_tracing_moderator_key_0b7d1e"
+
+
+async def test_a_mutation_s_writes_are_spans_under_its_execution(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    async with engine.begin() as conn:
+        tree = str(await add_tree(conn))
+        await keys.insert(conn, "moderator", Role.MODERATOR, MODERATOR_KEY, datetime.now(UTC))
+    async with traced_server(settings) as traced:
+        done = await traced.client.post(
+            "/graphql",
+            json={"query": HALT, "variables": {"id": tree}},
+            headers={"X-API-Key": MODERATOR_KEY},
+        )
+        (server,) = await traced.wait_for_servers(1)
+    assert done.json() == {"data": {"haltTree": {"__typename": "TransitionApplied"}}}
+    found = attributes(server)
+    assert found["graphql.operation.type"] == "mutation"
+    assert found["graphql.operation.name"] == "Halt"
+    assert found["treegate.role"] == "moderator"
+    assert found["treegate.outcome"] == "ok"
+    (execute,) = [s for s in traced.children(server) if s.name == "graphql.execute"]
+    assert attributes(execute)["graphql.operation.type"] == "mutation"
+    written = sql_spans(traced.descendants(execute))
+    texts = [attributes(s)["db.statement"].upper() for s in written]
+    assert any(t.startswith("SELECT") for t in texts), texts  # the tree, read for update
+    assert any(t.startswith("UPDATE") for t in texts), texts  # its new state
+    assert any("INSERT INTO TREEGATE_TRANSITION" in t for t in texts), texts  # the log
+    assert_statements_disjoint(sql_spans(traced.descendants(server)))
+    assert_secret_free(traced.spans(), MODERATOR_KEY, tree)
+
+
 async def test_the_access_log_line_carries_the_trace_id(
     settings: Settings, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
