@@ -52,7 +52,15 @@ from starlette.types import Receive, Scope, Send
 
 from db import statements
 from domain.outcomes import Identity
-from gql.http import OPERATION_KEY, OUTCOME_KEY, GraphQLEndpoint, Outcome, Params, access_log
+from gql.http import (
+    OPERATION_KEY,
+    OUTCOME_KEY,
+    GraphQLEndpoint,
+    Outcome,
+    Params,
+    access_log,
+    header_map,
+)
 from resolvers.caches import Caches
 
 TRACER_NAME = "treegate"
@@ -294,11 +302,7 @@ class TracedEndpoint(GraphQLEndpoint):
         self.tracer = tracing.tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        carrier: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            key = name.decode("latin-1")
-            if key not in carrier:
-                carrier[key] = value.decode("latin-1")
+        carrier = header_map(scope)
         parent = propagate.extract(carrier)
         method = scope["method"]
         attributes: dict[str, Any] = {
