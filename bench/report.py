@@ -11,6 +11,8 @@ Servers (their exact settings are in the results' `servers`):
 - `treegate-uncompiled` (Q6 only, `--uncompiled-row`): caches off and
   `TREEGATE_COMPILED_READS=false` (Strawberry's execution for every request), to show what the
   compiled lane does for a tree's messages;
+- `treegate-tracing` (`--tracing-row`): the defaults with `TREEGATE_TRACING=on`, exporting its
+  spans by OTLP over HTTP to a local receiver (`bench/otlp_sink.py`), to show what tracing costs;
 - `postgraphile`: PostGraphile 5, amber preset (Q1, Q2, Q4, Q6);
 - `raw-10`, `raw-32`: the hand-written ceiling with 10 and 32 pooled connections; every ratio
   uses the faster of the two for that query (`raw_best`).
@@ -29,6 +31,7 @@ TREEGATE = "treegate"
 NOCACHE = "treegate-nocache"
 OVERFLOW = "treegate-overflow10"
 UNCOMPILED = "treegate-uncompiled"
+TRACING = "treegate-tracing"
 POSTGRAPHILE = "postgraphile"
 TREEGATE_CONFIGS = (TREEGATE, NOCACHE)
 """The Treegate configurations the ratios are given for."""

@@ -10,7 +10,11 @@
      caches off; for Q2 also `treegate-overflow10`, caches off with the former pool default
      `TREEGATE_DB_MAX_OVERFLOW=10` (`--no-overflow-row` leaves it out); for Q6 also
      `treegate-uncompiled`, caches off with `TREEGATE_COMPILED_READS=false`, to show what the
-     compiled lane does for it (`--no-uncompiled-row` leaves it out);
+     compiled lane does for it (`--no-uncompiled-row` leaves it out); for every read query
+     `treegate-tracing`, the defaults with tracing on (`TREEGATE_TRACING=on`), its spans exported
+     by OTLP over HTTP to a local receiver that takes them and answers 200
+     (`bench/otlp_sink.py`), so that exporting costs what it costs (`--no-tracing-row` leaves
+     it out); after its runs the receiver must have had exports;
    - `postgraphile` (Q1, Q2, Q4, Q6): PostGraphile 5, amber preset, from `bench/postgraphile/`
      (its pinned npm packages, Node.js 22 included), with its default pool of 10 connections;
    - `raw-10`, `raw-32`: the ceiling (`bench/raw_server.py`) with pools of 10 and 32
@@ -68,7 +72,7 @@ from bench.load import (
     run_wrk,
     wrk_version,
 )
-from bench.report import NOCACHE, OVERFLOW, POSTGRAPHILE, TREEGATE, UNCOMPILED, Run
+from bench.report import NOCACHE, OVERFLOW, POSTGRAPHILE, TRACING, TREEGATE, UNCOMPILED, Run
 from bench.servers import (
     NODE,
     POSTGRAPHILE_CLI,
@@ -80,6 +84,7 @@ from bench.servers import (
     Server,
     base_environment,
     free_port,
+    otlp_sink_command,
     postgraphile_command,
     postgraphile_environment,
     postgraphile_versions,
@@ -162,6 +167,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="Q6: also run Treegate with TREEGATE_COMPILED_READS=false, caches off",
+    )
+    add(
+        "--tracing-row",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Q1-Q4, Q6: also run Treegate with tracing on, exporting to a local OTLP receiver",
     )
     add(
         "--postgraphile",
@@ -349,6 +360,7 @@ class Bench:
         self.peer_versions: dict[str, str] = {}
         self.warned_no_fallback_metric = False
         self.busy: list[dict[str, Any]] = []
+        self.sink: Server | None = None
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -375,6 +387,8 @@ class Bench:
     def cleanup(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         self.stop_servers()
+        if self.sink is not None:
+            self.sink.stop()
         for name in self.scratch_databases:
             try:
                 database.drop(self.args.server, name)
@@ -471,7 +485,37 @@ class Bench:
             specs.append(self.treegate_spec(OVERFLOW, FORMER_OVERFLOW, url))
         if query == "Q6" and self.args.uncompiled_row:
             specs.append(self.treegate_spec(UNCOMPILED, FULL_PATH, url))
+        if self.args.tracing_row:
+            specs.append(self.treegate_spec(TRACING, self.tracing_settings(), url))
         return specs
+
+    def tracing_settings(self) -> dict[str, str]:
+        """`treegate-tracing`'s settings: tracing on, exporting to the local OTLP receiver
+        (started on first use, stopped at the end)."""
+        if self.sink is None:
+            port = free_port()
+            sink = Server(
+                "otlp-sink",
+                otlp_sink_command(port),
+                {**base_environment(), "PYTHONPATH": str(ROOT)},
+                ROOT,
+                self.work / "otlp-sink.log",
+                port,
+            )
+            sink.start()
+            self.sink = sink
+        return {
+            "TREEGATE_TRACING": "on",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.sink.base_url,
+            "OTEL_SERVICE_NAME": TRACING,
+        }
+
+    def sink_exports(self) -> int:
+        """How many exports the OTLP receiver has taken so far."""
+        if self.sink is None:
+            return 0
+        with urllib.request.urlopen(self.sink.base_url + "/stats", timeout=30) as response:
+            return int(json.loads(response.read())["exports"])
 
     def q5_treegate_spec(self, url: str) -> Spec:
         """Treegate at its defaults; the cap only when the harness's differs from Treegate's."""
@@ -804,6 +848,7 @@ class Bench:
             groups = self.grouped(specs, db.url)
             for group in groups:
                 self.check_quiet(query)
+                exported = self.sink_exports()
                 servers = self.start_group(group, db.url, f"{db.trees}-{query}")
                 try:
                     watched = [s for s in servers if self.specs[s.name].kind == "treegate"]
@@ -817,6 +862,12 @@ class Bench:
                         verification[server.name]["compiled_fallbacks"] = after
                 finally:
                     self.stop_servers()
+                if any(spec.name == TRACING for spec in group):
+                    # Stopped, the traced server has exported what it held back.
+                    exports = self.sink_exports() - exported
+                    if exports <= 0:
+                        raise BenchError(f"{query}: {TRACING} exported no spans")
+                    verification.setdefault(TRACING, {})["otlp_exports"] = exports
             self.entry(query, db.trees, specs, groups, verification, runs)
 
     def q5_phase(self, db: SeededDatabase) -> None:
@@ -1064,6 +1115,7 @@ class Bench:
                 "raw_log_level": args.log_level,
                 "overflow_row": args.overflow_row,
                 "uncompiled_row": args.uncompiled_row,
+                "tracing_row": args.tracing_row,
                 "postgraphile": args.postgraphile,
                 "max_active_trees": args.max_active_trees,
                 "pollers": args.pollers,

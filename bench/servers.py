@@ -59,8 +59,9 @@ def free_port() -> int:
 
 
 def base_environment() -> dict[str, str]:
-    """The harness's environment without any `TREEGATE_*` variable (the settings are explicit)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("TREEGATE_")}
+    """The harness's environment without any `TREEGATE_*` variable (the settings are explicit),
+    nor any `OTEL_*` one (which would turn tracing on: only `treegate-tracing` traces)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TREEGATE_", "OTEL_"))}
 
 
 def treegate_command(port: int, root: Path = ROOT) -> list[str]:
@@ -116,6 +117,11 @@ def treegate_settings(root: Path, env: Mapping[str, str], cwd: Path) -> dict[str
         raise RuntimeError(f"could not read Treegate's settings:\n{done.stderr[-2000:]}")
     settings: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return settings
+
+
+def otlp_sink_command(port: int) -> list[str]:
+    """The OTLP/HTTP receiver `treegate-tracing` exports its spans to (`bench/otlp_sink.py`)."""
+    return [str(BIN / "python"), "-m", "bench.otlp_sink", "--port", str(port)]
 
 
 def raw_command(port: int, log_level: str) -> list[str]:

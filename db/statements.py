@@ -17,7 +17,8 @@ text does not depend on how many values a list has; an expanding `IN` elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -33,6 +34,11 @@ Driver = Any
 """An asyncpg connection."""
 
 _ASYNCPG = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+
+traced: Callable[[str], AbstractContextManager[Any]] | None = None
+"""Set only while tracing is on (`gql.tracing`): a span around each statement run on asyncpg
+itself, which SQLAlchemy's events (so its instrumentation) never see. None otherwise: a
+statement then costs one check more."""
 
 
 def member(column: ColumnElement[Any], name: str, *, pg: bool) -> ColumnElement[bool]:
@@ -81,11 +87,19 @@ def _arguments(query: Query) -> list[Any]:
 
 async def fetch_asyncpg(driver: Driver, query: Query) -> Sequence[Any]:
     """The rows (asyncpg records, read by position)."""
-    return await driver.fetch(compiled(query.statement).sql, *_arguments(query))  # type: ignore[no-any-return]
+    sql = compiled(query.statement).sql
+    if traced is None:
+        return await driver.fetch(sql, *_arguments(query))  # type: ignore[no-any-return]
+    with traced(sql):
+        return await driver.fetch(sql, *_arguments(query))  # type: ignore[no-any-return]
 
 
 async def fetchrow_asyncpg(driver: Driver, query: Query) -> Any:
-    return await driver.fetchrow(compiled(query.statement).sql, *_arguments(query))
+    sql = compiled(query.statement).sql
+    if traced is None:
+        return await driver.fetchrow(sql, *_arguments(query))
+    with traced(sql):
+        return await driver.fetchrow(sql, *_arguments(query))
 
 
 async def fetch_in_transaction(conn: AsyncConnection, query: Query) -> Sequence[Any]:

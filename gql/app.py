@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from functools import partial
-from typing import TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware import Middleware
@@ -38,6 +38,11 @@ from resolvers.maintenance import Pruner
 from resolvers.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from resolvers.metrics import Metrics
 from schema.build import build_schema
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from gql.tracing import Tracing
 
 logger = logging.getLogger("treegate")
 
@@ -77,8 +82,13 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def create_app(settings: Settings | None = None) -> TreegateApp:
-    """Build the ASGI app; settings come from the environment unless given."""
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> TreegateApp:
+    """Build the ASGI app; settings come from the environment unless given.
+
+    Tracing (`gql.tracing`) is on when the settings and the OTEL_* variables say so, or when a
+    `tracer_provider` is given (tests); off, nothing of it is imported or installed."""
     settings = settings or Settings()
     engine = create_engine(settings.database_url, settings.pool)
     # /readyz asks the database on a connection of its own, so that a pool that is busy (every
@@ -119,7 +129,18 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
         if settings.rate_limit_redis_url
         else None
     )
-    endpoint = GraphQLEndpoint(
+    tracing: Tracing | None = None
+    endpoint_kind: Callable[..., GraphQLEndpoint] = GraphQLEndpoint
+    if tracer_provider is not None or settings.tracing_enabled():
+        from gql import tracing as traced  # only when on: OpenTelemetry's modules are not free
+
+        tracing = (
+            traced.Tracing(traced.provider_from_environment(), owned=True)
+            if tracer_provider is None
+            else traced.Tracing(tracer_provider, owned=False)
+        )
+        endpoint_kind = partial(traced.TracedEndpoint, tracing=tracing)
+    endpoint = endpoint_kind(
         schema,
         engine,
         settings.request_limits,
@@ -167,6 +188,11 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
     @contextlib.asynccontextmanager
     async def lifespan(_app: TreegateApp) -> AsyncIterator[State]:
         settle_garbage_collector()
+        if tracing is not None:
+            traced_engines: list[Any] = [engine]
+            if router is not None:
+                traced_engines += [replica.engine for replica in router.replicas]
+            tracing.start(traced_engines)
         pruner.start()
         if router is not None:
             router.start()
@@ -193,6 +219,8 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
             await engine.dispose()
             await probe_engine.dispose()
             logger.info("database connections closed")
+            if tracing is not None:
+                tracing.stop()  # the process's patches taken back, the last spans exported
             logs.flush(logger)
 
     async def healthz(_request: Request) -> Response:
@@ -279,4 +307,5 @@ def create_app(settings: Settings | None = None) -> TreegateApp:
     app.state.listener = listener
     app.state.router = router
     app.state.settings = settings
+    app.state.tracing = tracing
     return app

@@ -5,7 +5,9 @@ Built in the app factory or the CLI, never at import time. The README lists ever
 
 from __future__ import annotations
 
+import os
 import random
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -199,6 +201,13 @@ class Settings(BaseSettings):
         description="Answer allowed origins with `Access-Control-Allow-Credentials: true` "
         "(not with `*`).",
     )
+    tracing: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="OpenTelemetry tracing (OTLP over HTTP, configured by the standard OTEL_* "
+        "variables); `auto`: on when OTEL_TRACES_EXPORTER (not `none`) or an "
+        "OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set. OTEL_SDK_DISABLED=true or "
+        "OTEL_TRACES_EXPORTER=none turn it off.",
+    )
 
     rate_limits: str = Field(
         "",
@@ -348,4 +357,21 @@ class Settings(BaseSettings):
             idle_in_transaction_timeout_ms=self.db_idle_in_transaction_timeout_ms,
             ping_idle_s=self.db_ping_idle_s,
             probe_interval_s=self.db_probe_interval_s,
+        )
+
+    def tracing_enabled(self, environ: Mapping[str, str] | None = None) -> bool:
+        """Whether to trace (`gql.tracing`): the `tracing` setting and the standard OTEL_*
+        variables of `environ` (the process's environment unless given)."""
+        env = os.environ if environ is None else environ
+        if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return False
+        exporters = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+        if exporters == "none" or self.tracing == "off":
+            return False
+        if self.tracing == "on":
+            return True
+        return bool(
+            exporters
+            or env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+            or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
         )

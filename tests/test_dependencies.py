@@ -167,3 +167,46 @@ async def test_sqlalchemy_greenlet_spawn_runs_sync_pool_calls() -> None:
             f"{named('sqlalchemy', 'sqlalchemy.util.greenlet_spawn', 'db/session.py')}: {exc}"
         )
     assert await greenlet_spawn(lambda: 42) == 42
+
+
+async def test_opentelemetry_sqlalchemy_instrumentation_spans_this_sqlalchemy() -> None:
+    """`gql.tracing.Tracing.start` instruments the engines with `skip_dep_check=True`: the
+    instrumentation's declared range may end below the SQLAlchemy installed. Its spans must
+    still come, one per statement, with the statement's text and no parameter values."""
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    message = named(
+        "opentelemetry-instrumentation-sqlalchemy",
+        f"what it does with sqlalchemy {version('sqlalchemy')}",
+        "gql/tracing.py Tracing.start",
+    )
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    engine = create_async_engine("sqlite+aiosqlite://")
+    instrumentor = SQLAlchemyInstrumentor()
+    instrumentor.instrument(
+        engines=[engine.sync_engine], tracer_provider=provider, skip_dep_check=True
+    )
+    try:
+        with provider.get_tracer("test").start_as_current_span("request"):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT :secret"), {"secret": "p4r4m-v4lue"})
+    finally:
+        instrumentor.uninstrument()
+        await engine.dispose()
+    spans = exporter.get_finished_spans()
+    (request,) = [s for s in spans if s.name == "request"]
+    statements = [s for s in spans if (s.attributes or {}).get("db.statement")]
+    assert [s.attributes["db.statement"] for s in statements] == ["SELECT ?"], message  # type: ignore[index]
+    assert statements[0].kind is trace.SpanKind.CLIENT, message
+    assert statements[0].parent is not None, message
+    assert request.context is not None
+    assert statements[0].parent.span_id == request.context.span_id, message
+    assert "p4r4m-v4lue" not in repr([dict(s.attributes or {}) for s in spans]), message

@@ -74,6 +74,7 @@ def test_defaults() -> None:
         "cors_allow_credentials": False,
         "rate_limits": "",
         "rate_limit_redis_url": "",
+        "tracing": "auto",
     }
     assert settings.graphiql_enabled is True
     assert settings.introspection_enabled is True
@@ -329,3 +330,45 @@ def test_any_origin_with_credentials_is_refused() -> None:
         Settings(cors_origins="*", cors_allow_credentials=True)
     named = Settings(cors_origins="http://localhost:3000", cors_allow_credentials=True)
     assert named.cors_allow_credentials is True
+
+
+OTLP = "http://collector:4318"
+
+
+@pytest.mark.parametrize(
+    ("tracing", "environ", "enabled"),
+    [
+        ("auto", {}, False),
+        ("auto", {"OTEL_SERVICE_NAME": "gateway"}, False),
+        ("auto", {"OTEL_EXPORTER_OTLP_ENDPOINT": OTLP}, True),
+        ("auto", {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{OTLP}/v1/traces"}, True),
+        ("auto", {"OTEL_TRACES_EXPORTER": "console"}, True),
+        ("auto", {"OTEL_TRACES_EXPORTER": "otlp"}, True),
+        ("auto", {"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": OTLP}, False),
+        ("auto", {"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": OTLP}, False),
+        ("auto", {"OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_ENDPOINT": OTLP}, True),
+        ("on", {}, True),
+        ("on", {"OTEL_SDK_DISABLED": "TRUE"}, False),
+        ("on", {"OTEL_TRACES_EXPORTER": "none"}, False),
+        ("off", {"OTEL_EXPORTER_OTLP_ENDPOINT": OTLP}, False),
+        ("off", {"OTEL_TRACES_EXPORTER": "otlp"}, False),
+    ],
+)
+def test_tracing_is_on_when_the_otel_variables_or_the_switch_say_so(
+    tracing: str, environ: dict[str, str], enabled: bool
+) -> None:
+    settings = Settings(tracing=tracing)
+    assert settings.tracing_enabled(environ) is enabled
+
+
+def test_tracing_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", OTLP)
+    assert Settings().tracing_enabled() is True
+    monkeypatch.setenv("TREEGATE_TRACING", "off")
+    assert Settings().tracing == "off"
+    assert Settings().tracing_enabled() is False
+    monkeypatch.setenv("TREEGATE_TRACING", "sometimes")
+    with pytest.raises(ValidationError):
+        Settings()
