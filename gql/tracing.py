@@ -52,6 +52,7 @@ from starlette.types import Receive, Scope, Send
 
 from db import statements
 from domain.outcomes import Identity
+from gql.auth import Caller
 from gql.http import (
     OPERATION_KEY,
     OUTCOME_KEY,
@@ -337,11 +338,13 @@ class TracedEndpoint(GraphQLEndpoint):
             finally:
                 _request.reset(token)
 
-    async def _identify(self, headers: Mapping[str, str]) -> Identity:
-        identity = await super()._identify(headers)
-        role = identity.role.name.lower() if identity.role is not None else "none"
-        trace.get_current_span().set_attribute("treegate.role", role)
-        return identity
+    async def _identify(self, headers: Mapping[str, str]) -> Caller:
+        caller = await super()._identify(headers)
+        role = caller.identity.role
+        trace.get_current_span().set_attribute(
+            "treegate.role", "none" if role is None else role.name.lower()
+        )
+        return caller
 
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
         span = trace.get_current_span()
