@@ -50,7 +50,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "treegate_requests",
-            "GraphQL requests by operation name and outcome (ok, error, refused).",
+            "GraphQL requests by operation name and outcome (ok, error, refused, unavailable, "
+            "overloaded, rate_limited).",
             ["operation", "outcome"],
             registry=self.registry,
         )
