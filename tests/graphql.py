@@ -14,12 +14,19 @@ from gql.settings import Settings
 
 
 @asynccontextmanager
+async def serving(settings: Settings, **fields: Any) -> AsyncIterator[Starlette]:
+    """An app built from `settings` (with `fields` changed), its lifespan running."""
+    app = create_app(settings.model_copy(update=fields))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@asynccontextmanager
 async def app_client(
     settings: Settings, **fields: Any
 ) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
     """An app built from `settings` (with `fields` changed), its lifespan running, and a client."""
-    app = create_app(settings.model_copy(update=fields))
-    async with app.router.lifespan_context(app):
+    async with serving(settings, **fields) as app:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://treegate.test", timeout=30

@@ -9,7 +9,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +19,6 @@ from starlette.applications import Starlette
 from db import keys
 from domain.states import State
 from domain.transitions import Role
-from gql.app import create_app
 from gql.rate_limits import (
     RATE_LIMITED,
     Rate,
@@ -31,6 +29,7 @@ from gql.rate_limits import (
 )
 from gql.settings import Settings
 from tests.factories import TreeSpec, add_tree
+from tests.graphql import serving
 from tests.mutations.support import snapshot
 
 COUNTS = {"query": "{ treeStateCounts { state count } }"}
@@ -48,13 +47,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@asynccontextmanager
-async def serving(settings: Settings, **fields: Any) -> AsyncIterator[Starlette]:
-    app = create_app(settings.model_copy(update=fields))
-    async with app.router.lifespan_context(app):
-        yield app
 
 
 @asynccontextmanager

@@ -16,26 +16,18 @@ import httpx
 import pytest
 import redis.asyncio as redis
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.applications import Starlette
 
 from db import keys
 from domain.transitions import Role
-from gql.app import create_app
 from gql.rate_limits import KEY_PREFIX, SharedBuckets
 from gql.settings import Settings
 from tests.conftest import SilentServer
+from tests.graphql import serving
 from tests.redis_server import redis_server
 
 COUNTS = {"query": "{ treeStateCounts { state count } }"}
 REFILLS = 200
 """Requests a test sends at most while it waits for a bucket to refill (at 20 a second)."""
-
-
-@asynccontextmanager
-async def serving(settings: Settings, **fields: Any) -> AsyncIterator[Starlette]:
-    app = create_app(settings.model_copy(update=fields))
-    async with app.router.lifespan_context(app):
-        yield app
 
 
 @asynccontextmanager
