@@ -27,7 +27,7 @@ def create_key(env: dict[str, str], *args: str) -> str:
 
 def test_a_keys_rate_limit_on_a_real_server(server_env: dict[str, str], tmp_path: Path) -> None:
     assert run_cli(server_env, "migrate").returncode == 0
-    burst = create_key(server_env, "--name", "burst", "--rate-limit", "3/s")
+    burst = create_key(server_env, "--name", "burst", "--rate-limit", "2/s")
     steady = create_key(server_env, "--name", "steady")
     env = {**server_env, "TREEGATE_RATE_LIMITS": "reader=unlimited,anonymous=1/h"}
     with serving(env, tmp_path / "server.log") as base, httpx.Client(base_url=base) as client:
@@ -42,7 +42,7 @@ def test_a_keys_rate_limit_on_a_real_server(server_env: dict[str, str], tmp_path
             served += 1
             assert post(steady).status_code == 200
         assert answer.status_code == 429, answer.text
-        assert served >= 3  # the bucket's size
+        assert served >= 2  # the bucket's size
         assert answer.headers["retry-after"] == "1"
         assert answer.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
         assert post(steady).status_code == 200
