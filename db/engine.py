@@ -8,7 +8,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
@@ -72,6 +72,12 @@ class PoolOptions:
     """A connection idle in the pool longer than this is pinged before it is lent (PostgreSQL)."""
     probe_interval_s: float = 0.25
     """While the database is down, one connection attempt per this interval (`faults.Breaker`)."""
+
+
+def probe_engine(url: str | URL, pool: PoolOptions) -> AsyncEngine:
+    """An engine of one connection, no overflow, for checks (readiness, replica health): a busy
+    pool does not make the database it checks look down."""
+    return create_engine(url, replace(pool, size=1, max_overflow=0))
 
 
 def create_engine(url: str | URL, pool: PoolOptions | None = None) -> AsyncEngine:

@@ -147,6 +147,12 @@ def fault_of(error: BaseException) -> Fault | None:
     return None
 
 
+def fault_reason(error: BaseException) -> str:
+    """A failure in a word for a log line or a status: its fault's reason, else its type's name."""
+    fault = fault_of(error)
+    return fault.reason if fault is not None else type(error).__name__
+
+
 # SQLite's primary result codes (https://www.sqlite.org/rescode.html); an extended code
 # carries its primary one in the low byte.
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_IOERR, _SQLITE_CANTOPEN = 5, 6, 10, 14

@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.background import Background
-from db.faults import fault_of
+from db.faults import fault_reason
 
 CHANNEL = "treegate_writes"
 """The notification channel; a notification's payload is the writing process's `origin`."""
@@ -133,7 +133,7 @@ class WriteListener:
                     logger.warning(
                         "cannot listen for other processes' writes (%s); caches fall back to "
                         "their TTL; trying again in %.1f s",
-                        _reason(exc),
+                        fault_reason(exc),
                         delay,
                     )
                 await asyncio.sleep(delay)
@@ -158,7 +158,7 @@ class WriteListener:
         try:
             await conn.add_listener(CHANNEL, self._notified)
         except Exception as exc:
-            logger.warning("LISTEN failed: %s", _reason(exc))
+            logger.warning("LISTEN failed: %s", fault_reason(exc))
             return False
         self.backend_pid = conn.get_server_pid()
         self.connections += 1
@@ -192,8 +192,3 @@ class WriteListener:
     def _delay(self, failures: int) -> float:
         """Full jitter: U(0, min(cap, base * 2^failures))."""
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**failures))
-
-
-def _reason(exc: BaseException) -> str:
-    fault = fault_of(exc)
-    return fault.reason if fault is not None else type(exc).__name__

@@ -35,15 +35,15 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from db.background import Background
-from db.engine import PoolOptions, breaker, create_engine, normalize_url
-from db.faults import fault_of
+from db.engine import PoolOptions, breaker, create_engine, normalize_url, probe_engine
+from db.faults import fault_reason
 
 logger = logging.getLogger("treegate.replicas")
 
@@ -95,7 +95,7 @@ class Replica:
         self.name = replica_name(url)
         self.engine = create_engine(url, pool)
         # Checks run on a connection of their own, as /readyz does.
-        self.probe = create_engine(url, replace(pool, size=1, max_overflow=0))
+        self.probe = probe_engine(url, pool)
         self.state = ReplicaState(False, "not_checked", None, None)
 
     @property
@@ -130,7 +130,7 @@ class ReadRouter:
         self.max_lag = max_lag
         self.timeout = timeout
         self.replicas = [Replica(url, pool) for url in replica_urls]
-        self._primary = create_engine(primary_url, replace(pool, size=1, max_overflow=0))
+        self._primary = probe_engine(primary_url, pool)
         # Enough history to tell a lag well past the maximum: each sample is a new position,
         # at most one per check.
         history = math.ceil(max(60.0, 4 * max_lag) / interval) + 2
@@ -198,10 +198,7 @@ class ReadRouter:
             async with asyncio.timeout(self.timeout), replica.probe.connect() as conn:
                 row = (await conn.execute(_REPLICA_STATE)).one()
         except Exception as exc:  # any failure: not a replica to read from now
-            fault = fault_of(exc)
-            reason = fault.reason if fault is not None else type(exc).__name__
-            if isinstance(exc, TimeoutError):
-                reason = "timeout"
+            reason = "timeout" if isinstance(exc, TimeoutError) else fault_reason(exc)
             return ReplicaState(False, reason, None, None)
         in_recovery, received, replayed, since_replay = row
         if not in_recovery:

@@ -7,7 +7,6 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -18,8 +17,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 from strawberry.http.ides import get_graphql_ide_html
 
-from db.engine import breaker, create_engine
-from db.faults import RETRY_AFTER_S, fault_of
+from db.engine import breaker, create_engine, probe_engine
+from db.faults import RETRY_AFTER_S, fault_reason
 from db.migrate import schema_status
 from db.notify import WriteListener, listener_params
 from db.replicas import ReadRouter
@@ -93,9 +92,7 @@ def create_app(
     engine = create_engine(settings.database_url, settings.pool)
     # /readyz asks the database on a connection of its own, so that a pool that is busy (every
     # connection lent) does not make a healthy process look unready.
-    probe_engine = create_engine(
-        settings.database_url, replace(settings.pool, size=1, max_overflow=0)
-    )
+    readiness_engine = probe_engine(settings.database_url, settings.pool)
     router = (
         ReadRouter(
             settings.database_url,
@@ -217,7 +214,7 @@ def create_app(
                 await shared_buckets.close()
             # After the server stopped taking requests and the last one was answered.
             await engine.dispose()
-            await probe_engine.dispose()
+            await readiness_engine.dispose()
             logger.info("database connections closed")
             if tracing is not None:
                 tracing.stop()  # the process's patches taken back, the last spans exported
@@ -234,11 +231,10 @@ def create_app(
     async def readyz(_request: Request) -> Response:
         try:
             async with asyncio.timeout(settings.ready_timeout):
-                async with probe_engine.connect() as conn:
+                async with readiness_engine.connect() as conn:
                     status = await schema_status(conn)
         except Exception as exc:  # any failure means "not ready", whatever the driver raised
-            fault = fault_of(exc)
-            reason = fault.reason if fault is not None else type(exc).__name__
+            reason = fault_reason(exc)
             logger.warning("readiness check failed: %s", reason)
             return JSONResponse(
                 described(

@@ -12,6 +12,13 @@ from db.engine import gate
 from domain.outcomes import Identity
 from domain.transitions import Role
 
+AUTHORIZATION = "Authorization"
+API_KEY = "X-API-Key"
+KEY_HEADERS = (AUTHORIZATION, API_KEY)
+"""The headers a key is sent in (`Authorization: Bearer` wins)."""
+_AUTHORIZATION = AUTHORIZATION.lower()
+_API_KEY = API_KEY.lower()
+
 
 class InvalidKey(Exception):
     """A key was sent but is unknown or revoked."""
@@ -19,11 +26,11 @@ class InvalidKey(Exception):
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
     """The key the request carries, if any (`Authorization: Bearer` wins over `X-API-Key`)."""
-    authorization = headers.get("authorization", "")
+    authorization = headers.get(_AUTHORIZATION, "")
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    key = headers.get("x-api-key", "").strip()
+    key = headers.get(_API_KEY, "").strip()
     return key or None
 
 

@@ -35,7 +35,7 @@ from domain.states import State
 from domain.transitions import Operation, Role, allowed_targets
 from domain.values import Message, TreeFilter, TreeState
 from gql.failures import ExitCode, OperationalFailure, explain, safe_url, sqlite_file_problem
-from gql.rate_limits import UNLIMITED, parse_rate
+from gql.rate_limits import parse_rate, rate_text
 from gql.settings import Settings
 from resolvers import bulk, lottery, messages, transitions, trees
 from resolvers.bulk import BulkRequest
@@ -161,7 +161,7 @@ def _rate_option(text: str) -> str:
         rate = parse_rate(text)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--rate-limit") from None
-    return UNLIMITED if rate is None else str(rate)
+    return rate_text(rate)
 
 
 @keys_app.command("rate-limit")

@@ -15,12 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from gql.auth import KEY_HEADERS
 from gql.http import READ_HEADER_NAME
 
 ANY = "*"
 ALLOW_METHODS = "GET, POST, OPTIONS"
-ALLOW_HEADERS = (
-    f"Content-Type, Authorization, X-API-Key, If-None-Match, X-Request-Id, {READ_HEADER_NAME}"
+ALLOW_HEADERS = ", ".join(
+    ("Content-Type", *KEY_HEADERS, "If-None-Match", "X-Request-Id", READ_HEADER_NAME)
 )
 """The request headers Treegate reads that a browser does not send without asking (`Accept`
 is safelisted)."""

@@ -47,10 +47,10 @@ from db.faults import RETRY_AFTER_S
 from db.replicas import PRIMARY, ReadRouter
 from domain.outcomes import Identity
 from domain.transitions import Role
-from gql.auth import Caller, InvalidKey, identify
+from gql.auth import KEY_HEADERS, Caller, InvalidKey, identify
 from gql.middleware import request_id_for
 from gql.persisted import PersistedQueries, PersistedQueryError
-from gql.rate_limits import ANONYMOUS, RATE_LIMITED, Rate, RateLimiter, retry_after
+from gql.rate_limits import RATE_LIMITED, Rate, RateLimiter, caller_class, retry_after
 from resolvers.caches import Caches, SharedCache
 from resolvers.context import Context, Limits, WritePolicy
 from schema.errors import DATABASE_UNAVAILABLE, GRAPHQL_VALIDATION_FAILED, classify
@@ -60,6 +60,7 @@ logger = logging.getLogger("treegate.http")
 access_log = logging.getLogger("treegate.access")
 
 OPERATION_KEY = "treegate_operation"
+OPERATION_TYPE_KEY = "treegate_operation_type"
 OUTCOME_KEY = "treegate_outcome"
 WROTE_KEY = "treegate_wrote"
 """Set (with read replicas) once a request ran a mutation: what follows reads the primary."""
@@ -346,7 +347,7 @@ class GraphQLEndpoint:
         """Count the request, time it, and write its access log line."""
         state = scope.get("state", {})
         operation = self.caches.metrics.operation(state.get(OPERATION_KEY))
-        outcome = state.get(OUTCOME_KEY) or ("ok" if status < 400 else "refused")
+        outcome = outcome_of(state, status)
         self.caches.metrics.answered(operation, outcome, scope["method"], seconds)
         access_log.info(
             "request_id=%s method=%s operation=%s status=%d outcome=%s duration_ms=%.1f",
@@ -492,9 +493,8 @@ class GraphQLEndpoint:
         if not wait:
             return
         seconds = retry_after(wait)
-        role = ANONYMOUS if identity.name is None or identity.role is None else identity.role.name
         scope["state"][OUTCOME_KEY] = "rate_limited"
-        self.caches.metrics.rate_limited(role.lower())
+        self.caches.metrics.rate_limited(caller_class(identity.name, identity.role))
         raise HttpError(
             429,
             f"too many requests: {whose} may send {rate}; retry in {seconds} s",
@@ -588,7 +588,7 @@ class GraphQLEndpoint:
     ) -> Outcome:
         state[OPERATION_KEY] = params.operation_name
         state[OUTCOME_KEY] = "error"
-        checked = self.schema.check_document(params.query)
+        checked = self._check_document(params.query)
         if isinstance(checked, list):
             return self._request_error(checked, media, request_id)
         document: DocumentNode = checked
@@ -603,6 +603,7 @@ class GraphQLEndpoint:
             return self._request_error([error], media, request_id)
         if operation.name is not None:
             state[OPERATION_KEY] = operation.name.value
+        state[OPERATION_TYPE_KEY] = operation.operation.value
         if get and operation.operation is not OperationType.QUERY:
             raise HttpError(
                 405,
@@ -634,6 +635,10 @@ class GraphQLEndpoint:
         else:
             state[OUTCOME_KEY] = "ok"
         return Outcome(200, body, {})
+
+    def _check_document(self, source: str) -> DocumentNode | list[GraphQLError]:
+        """Parsing, the document limits and validation (cached by source: `schema.build`)."""
+        return self.schema.check_document(source)  # type: ignore[no-any-return]
 
     async def _read_primary(
         self,
@@ -739,7 +744,7 @@ class GraphQLEndpoint:
         await send({"type": "http.response.body", "body": payload})
 
 
-VARY = "Accept, Authorization, X-API-Key"
+VARY = ", ".join(("Accept", *KEY_HEADERS))
 """What a GET answer depends on besides its URL: the media type, and the caller's role (and,
 with read replicas, the read header)."""
 
@@ -754,6 +759,12 @@ REPLICA_RETRY_REASONS = frozenset(
 """Faults of a read on a replica after which it runs again on the primary: the replica's
 connection failed, or it cancelled the read for a conflict with recovery (a hot standby does
 that with SQLSTATE 40001 or 40P01 when replay needs what the read holds)."""
+
+
+def outcome_of(state: Mapping[str, Any], status: int) -> str:
+    """A request's outcome, as metrics, the access log and traces name it: what the endpoint
+    recorded, else by its status (a refusal before any GraphQL work)."""
+    return state.get(OUTCOME_KEY) or ("ok" if status < 400 else "refused")
 
 
 def wants_primary(headers: Mapping[str, str]) -> bool:

@@ -35,6 +35,8 @@ PERIODS = {"s": 1.0, "min": 60.0, "h": 3600.0}
 """The periods a rate may be written in, by their unit, in seconds."""
 ANONYMOUS = "anonymous"
 """The callers without a key, in `TREEGATE_RATE_LIMITS` and in the metrics' `role` label."""
+CALLER_CLASSES = (ANONYMOUS, *(role.name.lower() for role in Role))
+"""Whom `TREEGATE_RATE_LIMITS` may name (`caller_class`)."""
 RATE_LIMITED = "RATE_LIMITED"
 MAX_BUCKETS = 100_000
 """Buckets one process keeps; beyond, the full ones (idle callers) are forgotten."""
@@ -59,6 +61,17 @@ class Rate:
         return f"{self.count}/{self.unit}"
 
 
+def caller_class(key_name: str | None, role: Role | None) -> str:
+    """What the defaults and the metrics call a caller: `anonymous` without a key, else its
+    key's role."""
+    return ANONYMOUS if key_name is None or role is None else role.name.lower()
+
+
+def rate_text(rate: Rate | None) -> str:
+    """A rate's canonical text, as stored with a key and as `parse_rate` reads it back."""
+    return UNLIMITED if rate is None else str(rate)
+
+
 @lru_cache(maxsize=256)
 def parse_rate(text: str) -> Rate | None:
     """The rate `text` writes (`N/s`, `N/min`, `N/h`), None for `unlimited`; ValueError with
@@ -76,16 +89,15 @@ def parse_rate(text: str) -> Rate | None:
 
 def parse_defaults(text: str) -> dict[str, Rate | None]:
     """`TREEGATE_RATE_LIMITS`: comma-separated `who=rate`, `who` being `anonymous` or a role."""
-    known = [ANONYMOUS, *(role.name.lower() for role in Role)]
     found: dict[str, Rate | None] = {}
     for part in text.split(","):
         if not part.strip():
             continue
         who, equals, rate = part.partition("=")
         who = who.strip().lower()
-        if not equals or who not in known:
+        if not equals or who not in CALLER_CLASSES:
             raise ValueError(
-                f"{part.strip()!r}: write who=rate, who being one of {', '.join(known)}"
+                f"{part.strip()!r}: write who=rate, who being one of {', '.join(CALLER_CLASSES)}"
             )
         if who in found:
             raise ValueError(f"{who} is given twice")
@@ -95,9 +107,7 @@ def parse_defaults(text: str) -> dict[str, Rate | None]:
 
 def describe_defaults(defaults: Mapping[str, Rate | None]) -> str:
     """The canonical text of parsed defaults (what `parse_defaults` reads back)."""
-    return ",".join(
-        f"{who}={UNLIMITED if rate is None else rate}" for who, rate in defaults.items()
-    )
+    return ",".join(f"{who}={rate_text(rate)}" for who, rate in defaults.items())
 
 
 class RateLimiter:
@@ -122,9 +132,7 @@ class RateLimiter:
         the anonymous one); None: unlimited."""
         if own is not None:
             return parse_rate(own)
-        if key_name is None:
-            return self.defaults.get(ANONYMOUS)
-        return None if role is None else self.defaults.get(role.name.lower())
+        return self.defaults.get(caller_class(key_name, role))
 
     async def admit(self, who: tuple[str, str], rate: Rate) -> float:
         """Take a token from `who`'s bucket, shared if there is a shared store that answers:

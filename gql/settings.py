@@ -20,7 +20,7 @@ from domain.lottery import MAX_ACTIVE_TREES
 from domain.transitions import Role
 from gql.cors import ANY as ANY_ORIGIN
 from gql.cors import parse_origins
-from gql.rate_limits import Rate, describe_defaults, parse_defaults
+from gql.rate_limits import CALLER_CLASSES, Rate, describe_defaults, parse_defaults
 from resolvers.context import Limits, WritePolicy
 from resolvers.loaders import DEFAULT_MAX_TREE_MESSAGES
 from schema.limits import DocumentLimits, list_sizes
@@ -212,7 +212,7 @@ class Settings(BaseSettings):
     rate_limits: str = Field(
         "",
         description="Default request rates, comma-separated who=N/s (or N/min, N/h, "
-        "unlimited), who: anonymous (per client address), reader, operator, moderator, admin; "
+        f"unlimited), who: {', '.join(CALLER_CLASSES)} (anonymous: per client address); "
         "unnamed: unlimited. A key's own `--rate-limit` wins.",
     )
 

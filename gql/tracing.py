@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphql import DocumentNode, ExecutionResult, GraphQLError, get_operation_ast
+from graphql import DocumentNode, ExecutionResult, GraphQLError
 from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -55,19 +55,19 @@ from domain.outcomes import Identity
 from gql.auth import Caller
 from gql.http import (
     OPERATION_KEY,
+    OPERATION_TYPE_KEY,
     OUTCOME_KEY,
     GraphQLEndpoint,
     Outcome,
     Params,
     access_log,
     header_map,
+    outcome_of,
 )
 from resolvers.caches import Caches
 
 TRACER_NAME = "treegate"
 DEFAULT_SERVICE_NAME = "treegate"
-OPERATION_TYPE_KEY = "treegate_operation_type"
-"""The operation's type, kept in the request's state for its span."""
 
 
 class TracingConfigError(ValueError):
@@ -289,9 +289,10 @@ class _Request:
 
 
 _request: contextvars.ContextVar[_Request] = contextvars.ContextVar("treegate_traced_request")
-_operation: contextvars.ContextVar[tuple[str, str | None]] = contextvars.ContextVar(
+_operation: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
     "treegate_traced_operation"
 )
+"""The state of the operation being run (the request's, or one of a batch's)."""
 
 
 class TracedEndpoint(GraphQLEndpoint):
@@ -349,7 +350,7 @@ class TracedEndpoint(GraphQLEndpoint):
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
         span = trace.get_current_span()
         state = scope.get("state", {})
-        outcome = state.get(OUTCOME_KEY) or ("ok" if status < 400 else "refused")
+        outcome = outcome_of(state, status)
         span.set_attribute("http.response.status_code", status)
         span.set_attribute("treegate.outcome", outcome)
         request_id = state.get("request_id")
@@ -377,46 +378,31 @@ class TracedEndpoint(GraphQLEndpoint):
         state: dict[str, Any],
         primary: bool = False,
     ) -> Outcome:
-        request = _request.get(None)
-        if request is None or state is request.state:
-            return await self._traced_operation(
-                params, media, identity, request_id, get, state, primary
-            )
-        # One operation of a batch: a span of its own holds its children.
-        with self.tracer.start_as_current_span("graphql.operation") as span:
-            outcome = await self._traced_operation(
-                params, media, identity, request_id, get, state, primary
-            )
-            span.set_attribute("treegate.outcome", state.get(OUTCOME_KEY) or "error")
-            return outcome
+        token = _operation.set(state)
+        try:
+            request = _request.get(None)
+            if request is None or state is request.state:
+                return await super()._operation(
+                    params, media, identity, request_id, get, state, primary
+                )
+            # One operation of a batch: a span of its own holds its children.
+            with self.tracer.start_as_current_span("graphql.operation") as span:
+                try:
+                    return await super()._operation(
+                        params, media, identity, request_id, get, state, primary
+                    )
+                finally:
+                    _describe(span, state)
+                    span.set_attribute("treegate.outcome", state.get(OUTCOME_KEY) or "error")
+        finally:
+            _operation.reset(token)
 
-    async def _traced_operation(
-        self,
-        params: Params,
-        media: str,
-        identity: Identity,
-        request_id: str,
-        get: bool,
-        state: dict[str, Any],
-        primary: bool,
-    ) -> Outcome:
-        span = trace.get_current_span()
-        with self.tracer.start_as_current_span("graphql.parse_validate") as checking:
-            # Cached by document: the endpoint's own check below finds it done.
-            checked: DocumentNode | list[GraphQLError] = self.schema.check_document(params.query)
+    def _check_document(self, source: str) -> DocumentNode | list[GraphQLError]:
+        with self.tracer.start_as_current_span("graphql.parse_validate") as span:
+            checked = super()._check_document(source)
             if isinstance(checked, list):
-                checking.set_attribute("graphql.errors", len(checked))
-        if not isinstance(checked, list):
-            operation = get_operation_ast(checked, params.operation_name)
-            if operation is not None:
-                kind = operation.operation.value
-                name = operation.name.value if operation.name is not None else None
-                state[OPERATION_TYPE_KEY] = kind
-                span.set_attribute("graphql.operation.type", kind)
-                if name is not None:
-                    span.set_attribute("graphql.operation.name", name)
-                _operation.set((kind, name))
-        return await super()._operation(params, media, identity, request_id, get, state, primary)
+                span.set_attribute("graphql.errors", len(checked))
+            return checked
 
     async def _execute(
         self,
@@ -427,10 +413,7 @@ class TracedEndpoint(GraphQLEndpoint):
         caches: Caches | None = None,
     ) -> tuple[ExecutionResult, list[GraphQLError]]:
         with self.tracer.start_as_current_span("graphql.execute") as span:
-            kind, name = _operation.get(("query", params.operation_name))
-            span.set_attribute("graphql.operation.type", kind)
-            if name is not None:
-                span.set_attribute("graphql.operation.name", name)
+            _describe(span, _operation.get({}))
             span.set_attribute("treegate.read_replica", read_engine is not None)
             result, errors = await super()._execute(
                 params, identity, request_id, read_engine, caches
@@ -438,3 +421,15 @@ class TracedEndpoint(GraphQLEndpoint):
             if errors:
                 span.set_attribute("graphql.errors", len(errors))
             return result, errors
+
+
+def _describe(span: Span, state: Mapping[str, Any]) -> None:
+    """The operation's type and name, as the endpoint recorded them in its state once it found
+    the operation in a valid document (nothing before)."""
+    kind = state.get(OPERATION_TYPE_KEY)
+    if kind is None:
+        return
+    span.set_attribute("graphql.operation.type", kind)
+    name = state.get(OPERATION_KEY)
+    if name is not None:
+        span.set_attribute("graphql.operation.name", name)

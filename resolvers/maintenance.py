@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db import idempotency
 from db.background import Background
 from db.engine import write_transaction
-from db.faults import fault_of
+from db.faults import fault_reason
 
 logger = logging.getLogger("treegate.maintenance")
 
@@ -72,11 +72,7 @@ class Pruner:
             try:
                 deleted = await prune_expired(self.engine, self.clock())
             except Exception as exc:  # a database that is down now: the next round tries again
-                fault = fault_of(exc)
-                logger.warning(
-                    "pruning expired idempotency keys failed: %s",
-                    fault.reason if fault is not None else type(exc).__name__,
-                )
+                logger.warning("pruning expired idempotency keys failed: %s", fault_reason(exc))
                 continue
             self.runs += 1
             self.deleted += deleted

@@ -22,7 +22,6 @@ from db import keys
 from domain.states import State
 from domain.transitions import Role
 from gql.settings import Settings
-from schema.fast.run import FastPath
 from tests.factories import TreeSpec, add_tree
 from tests.graphql import client_for
 
@@ -44,21 +43,6 @@ async def trees(engine: AsyncEngine) -> list[str]:
             )
             ids.append(str(await add_tree(conn, spec)))
     return ids
-
-
-@pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the plans run to completion by the compiled path."""
-    runs: list[int] = []
-    original = FastPath.run
-
-    async def counting(self: FastPath, *args: Any) -> Any:
-        result = await original(self, *args)
-        runs.append(1)
-        return result
-
-    monkeypatch.setattr(FastPath, "run", counting)
-    return runs
 
 
 async def both(

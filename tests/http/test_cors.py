@@ -19,7 +19,6 @@ from domain.transitions import Role
 from gql.cors import ALLOW_HEADERS
 from gql.fast_lane import CorsApp, TreegateApp
 from gql.settings import Settings
-from schema.fast.run import FastPath
 from tests.conftest import SilentServer
 from tests.factories import TreeSpec, add_tree
 from tests.graphql import app_client
@@ -124,17 +123,9 @@ async def test_answers_vary_on_origin_merged_with_their_own_vary(settings: Setti
 
 
 async def test_the_compiled_path_and_the_full_one(
-    settings: Settings, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, engine: AsyncEngine, served: list[int]
 ) -> None:
-    runs: list[int] = []
-    original = FastPath.run
-
-    async def counting(self: FastPath, *args: Any) -> Any:
-        result = await original(self, *args)
-        runs.append(1)
-        return result
-
-    monkeypatch.setattr(FastPath, "run", counting)
+    runs = served  # plans the compiled path ran
     async with engine.begin() as conn:
         await add_tree(conn, TreeSpec(state=State.GROWING))
     async with app_client(cors_settings(settings)) as (app, client):
